@@ -1,0 +1,8 @@
+"""Layers with Keras's names: Input, Conv2D, MaxPooling2D, Flatten, Dense."""
+from .base import KerasTensor, Layer
+from .conv import Conv2D
+from .core import Dense, Flatten
+from .input import Input, InputLayer
+from .pooling import MaxPooling2D
+
+__all__ = ["Layer", "KerasTensor", "Input", "InputLayer", "Conv2D", "MaxPooling2D", "Flatten", "Dense"]

@@ -1,0 +1,207 @@
+"""The layer protocol shared by every layer, and symbolic tensors.
+
+A layer is built once its input shape is known (``build``), says what shape it
+produces (``compute_output_shape``), and runs ``forward(x, training)`` and
+``backward(dout) -> dx`` on backend arrays. ``backward`` also fills
+``self.grads`` in the order of ``get_weights()``.
+
+Calling a layer on a symbolic tensor (from ``Input``) records the call, which
+is how functional models are wired; calling it on an array runs it.
+"""
+import re
+from collections import defaultdict
+
+import numpy as np
+
+from .. import backend
+
+_name_counts = defaultdict(int)
+
+
+def unique_name(base, zero_based=True):
+    """tf.keras naming: the first 'conv2d', then 'conv2d_1', 'conv2d_2', ...
+
+    Inputs count from one instead ('input_1', 'input_2'), as in tf.keras."""
+    n = _name_counts[base]
+    _name_counts[base] += 1
+    if not zero_based:
+        return f"{base}_{n + 1}"
+    return base if n == 0 else f"{base}_{n}"
+
+
+def snake_case(class_name):
+    """'MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d' (Keras's rule)."""
+    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
+
+
+def as_pair(value, arg, layer_name):
+    """An int or a pair of ints as a pair of positive ints (kernel_size, strides...)."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else value
+    ok = (isinstance(pair, (tuple, list)) and len(pair) == 2
+          and all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) and v > 0 for v in pair))
+    if not ok:
+        raise ValueError(f"{layer_name}: `{arg}` must be a positive int or a tuple of 2 positive "
+                         f"ints. Received: {arg}={value!r}")
+    return int(pair[0]), int(pair[1])
+
+
+def shape_str(shape):
+    return str(tuple(shape))
+
+
+class KerasTensor:
+    """A symbolic tensor: a shape (batch dimension None) and the layer call that made it."""
+
+    def __init__(self, shape, layer=None, inputs=()):
+        self.shape = tuple(shape)
+        self.layer = layer        # the layer whose call produced this tensor
+        self.inputs = tuple(inputs)  # the KerasTensors that call consumed
+
+    def __repr__(self):
+        name = self.layer.name if self.layer else "?"
+        return f"<KerasTensor shape={self.shape}, name={name}>"
+
+
+class Layer:
+    """Base class: name, build/forward/backward protocol, weights and grads.
+
+    Subclasses implement ``build(input_shape)`` (create ``self.weights``),
+    ``compute_output_shape(input_shape)``, ``forward`` and ``backward``.
+
+    Example (a custom layer that doubles its input)::
+
+        class Double(Layer):
+            def forward(self, x, training=False):
+                return x * 2
+            def backward(self, dout):
+                return dout * 2
+    """
+
+    def __init__(self, name=None, input_shape=None, dtype="float32", **kwargs):
+        if kwargs:
+            raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
+                            f"{sorted(kwargs)}")
+        if name is not None and not isinstance(name, str):
+            raise TypeError(f"{type(self).__name__}: name must be a string. Received: name={name!r}")
+        self.name = name or unique_name(snake_case(type(self).__name__))
+        self.dtype = np.dtype(dtype).name
+        self._declared_input_shape = self._check_input_shape(input_shape)
+        self.weights = []   # backend arrays, in Keras order
+        self.grads = []     # filled by backward, same order as weights
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
+        self._input_tensors = None  # set when called symbolically
+
+    def _check_input_shape(self, input_shape):
+        if input_shape is None:
+            return None
+        if not isinstance(input_shape, (tuple, list)) or not all(
+                isinstance(d, (int, np.integer)) and d > 0 for d in input_shape):
+            raise ValueError(f"{self.name}: input_shape must be a tuple of positive ints without "
+                             f"the batch axis, e.g. (28, 28, 1). Received: input_shape={input_shape!r}")
+        return (None,) + tuple(int(d) for d in input_shape)
+
+    # -- the protocol ------------------------------------------------------
+    def build(self, input_shape):
+        """Create weights for inputs of ``input_shape`` (batch axis None)."""
+        self.input_shape = tuple(input_shape)
+        self.output_shape = self.compute_output_shape(input_shape)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def forward(self, x, training=False):
+        raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
+
+    def backward(self, dout):
+        raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
+
+    # -- weights ---------------------------------------------------------------
+    def add_weight(self, shape, initializer):
+        value = backend.asarray(initializer(tuple(shape)), self.dtype)
+        self.weights.append(value)
+        return value
+
+    def get_weights(self):
+        """The weights as NumPy arrays, in Keras order (e.g. [kernel, bias])."""
+        return [backend.to_numpy(w).copy() for w in self.weights]
+
+    def set_weights(self, weights):
+        """Replace the weights (NumPy arrays of the same shapes, Keras order)."""
+        weights = list(weights)
+        if len(weights) != len(self.weights):
+            raise ValueError(f"{self.name}: set_weights expected a list of {len(self.weights)} "
+                             f"arrays, got {len(weights)}")
+        for i, (old, new) in enumerate(zip(self.weights, weights)):
+            new = np.asarray(new)
+            if tuple(new.shape) != tuple(old.shape):
+                raise ValueError(f"{self.name}: weight {i} expected shape {tuple(old.shape)}, "
+                                 f"got {tuple(new.shape)}")
+            old[...] = backend.asarray(new, self.dtype)  # in place: optimizers hold these arrays
+
+    def count_params(self):
+        """Number of weight values (Keras's Param #)."""
+        if not self.built:
+            raise ValueError(f"You tried to call `count_params` on layer {self.name}, "
+                             "but the layer isn't built.")
+        return int(sum(int(np.prod(w.shape)) for w in self.weights))
+
+    # -- calling ---------------------------------------------------------------
+    def _build_for(self, input_shape):
+        """Build on first use; later uses must match the built shape."""
+        input_shape = tuple(input_shape)
+        if not self.built:
+            self.build(input_shape)
+        elif tuple(input_shape[1:]) != tuple(self.input_shape[1:]):
+            raise ValueError(f"Input of layer {self.name} is incompatible: expected shape "
+                             f"{shape_str(self.input_shape)}, got {shape_str(input_shape)}")
+
+    def __call__(self, inputs, training=False):
+        if isinstance(inputs, KerasTensor):
+            if self._input_tensors is not None:
+                raise ValueError(f"Layer {self.name} was already called on a tensor; minicnn "
+                                 "does not share one layer between several calls. Make a new layer.")
+            self._build_for(inputs.shape)
+            self._input_tensors = (inputs,)
+            return KerasTensor(self.output_shape, layer=self, inputs=(inputs,))
+        x = backend.asarray(inputs, self.dtype)
+        self._build_for((None,) + tuple(x.shape[1:]))
+        return self.forward(x, training=training)
+
+    def __repr__(self):
+        return f"<{type(self).__name__} name={self.name}, built={self.built}>"
+
+
+class ActivatedLayer(Layer):
+    """A layer computing ``activation(linear(x) + bias)`` (Conv2D, Dense).
+
+    Subclasses provide ``_linear_forward(x)`` and ``_linear_backward(dz,
+    need_dx) -> (dx, dkernel)``; this class adds bias and activation through
+    the backend's fused ops and keeps what the backward pass needs: the input
+    and the activation's output."""
+
+    def forward(self, x, training=False):
+        ops = backend.get_ops()
+        self._x = x
+        self._a = ops.bias_act_forward(self._linear_forward(x), self.bias, self.activation)
+        return self._a
+
+    def backward(self, dout, need_dx=True):
+        dz, db = backend.get_ops().bias_act_backward(dout, self._a, self.activation, self.use_bias)
+        return self._backward_from(dz, db, need_dx)
+
+    def backward_from_preactivation(self, dz, need_dx=True):
+        """Backward given dL/dz for z = linear(x) + bias (the activation's input).
+
+        Used by the model for softmax + cross-entropy, whose fused gradient
+        with respect to z is simply (p - y) / batch."""
+        _, db = backend.get_ops().bias_act_backward(dz, self._a, "linear", self.use_bias)
+        return self._backward_from(dz, db, need_dx)
+
+    def _backward_from(self, dz, db, need_dx):
+        dx, dkernel = self._linear_backward(dz, need_dx)
+        self.grads = [dkernel, db] if self.use_bias else [dkernel]
+        return dx

@@ -1,0 +1,55 @@
+"""Conv2D: a 2-D convolution over NHWC inputs, Keras's arguments and weights."""
+import numpy as np
+
+from .. import activations, backend, initializers
+from .base import ActivatedLayer, as_pair
+from .padding import normalize_padding, window_geometry
+
+
+class Conv2D(ActivatedLayer):
+    """2-D convolution layer (channels last), as ``keras.layers.Conv2D``.
+
+    Weights are ``[kernel (kh, kw, in_channels, filters), bias (filters,)]``;
+    padding 'same' follows TensorFlow (the extra cell goes bottom/right).
+
+    Example::
+
+        >>> from minicnn.layers import Conv2D
+        >>> from minicnn.models import Sequential
+        >>> model = Sequential([Conv2D(32, (3, 3), activation='relu', input_shape=(28, 28, 1))])
+        >>> model.output_shape
+        (None, 26, 26, 32)
+    """
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
+                 use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 input_shape=None, name=None, **kwargs):
+        super().__init__(name=name, input_shape=input_shape, **kwargs)
+        if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
+            raise ValueError(f"{self.name}: `filters` must be a positive int. Received: filters={filters!r}")
+        self.filters = int(filters)
+        self.kernel_size = as_pair(kernel_size, "kernel_size", self.name)
+        self.strides = as_pair(strides, "strides", self.name)
+        self.padding = normalize_padding(padding, self.name)
+        self.activation = activations.get(activation, self.name)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def compute_output_shape(self, input_shape):
+        (oh, ow), _ = window_geometry(input_shape, self.kernel_size, self.strides, self.padding, self.name)
+        return (input_shape[0], oh, ow, self.filters)
+
+    def build(self, input_shape):
+        _, self.pads = window_geometry(input_shape, self.kernel_size, self.strides, self.padding, self.name)
+        kh, kw = self.kernel_size
+        self.kernel = self.add_weight((kh, kw, input_shape[-1], self.filters), self.kernel_initializer)
+        self.bias = self.add_weight((self.filters,), self.bias_initializer) if self.use_bias else None
+        super().build(input_shape)
+
+    def _linear_forward(self, x):
+        return backend.get_ops().conv2d_forward(x, self.kernel, self.strides, self.pads)
+
+    def _linear_backward(self, dz, need_dx):
+        return backend.get_ops().conv2d_backward(dz, self._x, self.kernel, self.strides, self.pads,
+                                                 need_dx=need_dx)

@@ -1,0 +1,65 @@
+"""Dense and Flatten."""
+import numpy as np
+
+from .. import activations, backend, initializers
+from .base import ActivatedLayer, Layer
+
+
+class Dense(ActivatedLayer):
+    """Fully connected layer: ``activation(x @ kernel + bias)``, as ``keras.layers.Dense``.
+
+    Weights are ``[kernel (in, units), bias (units,)]``. Inputs must be rank 2
+    (batch, features): put a Flatten before it after convolutions.
+
+    Example::
+
+        >>> from minicnn.layers import Dense
+        >>> from minicnn.models import Sequential
+        >>> Sequential([Dense(10, activation='softmax', input_shape=(64,))]).count_params()
+        650
+    """
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", input_shape=None, name=None, **kwargs):
+        super().__init__(name=name, input_shape=input_shape, **kwargs)
+        if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
+            raise ValueError(f"{self.name}: `units` must be a positive int. Received: units={units!r}")
+        self.units = int(units)
+        self.activation = activations.get(activation, self.name)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+
+    def compute_output_shape(self, input_shape):
+        if len(input_shape) != 2:
+            raise ValueError(f"{self.name}: expected input of rank 2 (batch, features), got shape "
+                             f"{tuple(input_shape)}: add a Flatten layer before this Dense layer")
+        return (input_shape[0], self.units)
+
+    def build(self, input_shape):
+        self.compute_output_shape(input_shape)
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer)
+        self.bias = self.add_weight((self.units,), self.bias_initializer) if self.use_bias else None
+        super().build(input_shape)
+
+    def _linear_forward(self, x):
+        return backend.get_ops().dense_forward(x, self.kernel)
+
+    def _linear_backward(self, dz, need_dx):
+        return backend.get_ops().dense_backward(dz, self._x, self.kernel, need_dx=need_dx)
+
+
+class Flatten(Layer):
+    """Flattens each sample to one axis: (None, 3, 3, 64) -> (None, 576).
+
+    Row-major (channels last), like Keras. Example: ``Flatten()``."""
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], int(np.prod(input_shape[1:])))
+
+    def forward(self, x, training=False):
+        self._in_shape = x.shape
+        return x.reshape(x.shape[0], -1)  # a view: no copy
+
+    def backward(self, dout, need_dx=True):
+        return dout.reshape(self._in_shape)

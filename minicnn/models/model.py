@@ -1,0 +1,159 @@
+"""Model: a graph of layer calls from an Input to an output, plus training.
+
+A functional model is wired by calling layers on symbolic tensors::
+
+    >>> import minicnn as keras
+    >>> from minicnn import layers
+    >>> inputs = keras.Input(shape=(8, 8, 3))
+    >>> x = layers.Conv2D(filters=2, kernel_size=3, activation='relu')(inputs)
+    >>> model = keras.Model(inputs=inputs, outputs=x)
+    >>> model.count_params()
+    56
+
+Every layer here takes one input, so the layers between the input and the
+output form a chain; the model runs them in that order forward and in
+reverse order backward.
+"""
+
+from .. import backend
+from ..layers.base import KerasTensor, unique_name
+from ..layers.input import InputLayer
+from .summary import print_summary
+from .training import TrainingMixin
+
+
+class Model(TrainingMixin):
+    """A model from ``inputs`` (from ``keras.Input``) to ``outputs``, as ``keras.Model``."""
+
+    def __init__(self, inputs=None, outputs=None, name=None):
+        self.name = name or unique_name(self._default_name())
+        self._init_training()
+        if inputs is None and outputs is None:
+            self._layers = []
+            return
+        self._layers = self._trace(_single(inputs, "inputs"), _single(outputs, "outputs"))
+
+    @staticmethod
+    def _default_name():
+        return "model"
+
+    @staticmethod
+    def _trace(inputs, outputs):
+        """The layers from ``inputs`` to ``outputs``, input layer first."""
+        chain = []
+        t = outputs
+        while t.inputs:
+            chain.append(t.layer)
+            if len(t.inputs) != 1:
+                raise ValueError(f"Layer {t.layer.name} has {len(t.inputs)} inputs; minicnn models "
+                                 "support single-input layers only.")
+            t = t.inputs[0]
+        if t is not inputs:
+            raise ValueError("Model: `outputs` is not computed from `inputs`: the graph reaches "
+                             f"{t.layer.name}, not {inputs.layer.name}.")
+        chain.append(t.layer)
+        return chain[::-1]
+
+    # -- structure -----------------------------------------------------------
+    @property
+    def layers(self):
+        """The model's layers in order (functional models start with their InputLayer)."""
+        return list(self._layers)
+
+    @property
+    def _compute_layers(self):
+        """Layers that do work: the InputLayer only passes data through."""
+        return [l for l in self._layers if not isinstance(l, InputLayer)]
+
+    @property
+    def built(self):
+        return bool(self._layers) and all(l.built for l in self._layers)
+
+    def _require_built(self, what):
+        if not self.built:
+            raise ValueError(f"This model has not yet been built. Build the model first by calling "
+                             f"`build()` or by calling the model on a batch of data before `{what}`, "
+                             "or give the first layer an `input_shape`.")
+
+    @property
+    def input_shape(self):
+        self._require_built("input_shape")
+        return self._layers[0].input_shape
+
+    @property
+    def output_shape(self):
+        self._require_built("output_shape")
+        return self._layers[-1].output_shape
+
+    def summary(self, print_fn=None):
+        """Print the Keras 2 summary table (``print_fn`` receives each line)."""
+        self._require_built("summary")
+        print_summary(self, print_fn)
+
+    def count_params(self):
+        self._require_built("count_params")
+        return sum(l.count_params() for l in self._layers)
+
+    def get_layer(self, name):
+        for layer in self._layers:
+            if layer.name == name:
+                return layer
+        raise ValueError(f"No such layer: {name}. Existing layers are: {[l.name for l in self._layers]}.")
+
+    # -- weights -----------------------------------------------------------------
+    @property
+    def weights(self):
+        """All weight arrays (backend arrays), in Keras order."""
+        return [w for l in self._layers for w in l.weights]
+
+    def get_weights(self):
+        """All weights as NumPy arrays, layer by layer in Keras order."""
+        return [w for l in self._layers for w in l.get_weights()]
+
+    def set_weights(self, weights):
+        """Set all weights from a list like the one get_weights returns."""
+        weights = list(weights)
+        expected = sum(len(l.weights) for l in self._layers)
+        if len(weights) != expected:
+            raise ValueError(f"Model {self.name}: set_weights expected a list of {expected} arrays, "
+                             f"got {len(weights)}")
+        i = 0
+        for layer in self._layers:
+            n = len(layer.weights)
+            layer.set_weights(weights[i:i + n])
+            i += n
+
+    # -- running -----------------------------------------------------------------
+    def _forward(self, x, training=False):
+        for layer in self._compute_layers:
+            x = layer.forward(x, training=training)
+        return x
+
+    def _backward(self, dout, from_preactivation=False):
+        """Backward through every layer; the first layer skips its input gradient.
+
+        With ``from_preactivation`` the gradient is taken w.r.t. the last
+        layer's pre-activation (the fused softmax + cross-entropy case)."""
+        layers = self._compute_layers
+        for i in range(len(layers) - 1, -1, -1):
+            need_dx = i > 0
+            if i == len(layers) - 1 and from_preactivation:
+                dout = layers[i].backward_from_preactivation(dout, need_dx=need_dx)
+            else:
+                dout = layers[i].backward(dout, need_dx=need_dx)
+
+    def __call__(self, x, training=False):
+        """Run the model on an array (returns a backend array)."""
+        x = self._check_x(x, "__call__")
+        return self._forward(backend.asarray(x), training=training)
+
+
+def _single(t, what):
+    if isinstance(t, (list, tuple)) and len(t) == 1:
+        t = t[0]
+    if not isinstance(t, KerasTensor):
+        raise TypeError(f"Model: `{what}` must be a tensor from keras.Input / a layer call (or a "
+                        f"list of one). Received: {what}={t!r}")
+    return t
+
+

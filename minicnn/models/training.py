@@ -1,0 +1,261 @@
+"""compile / fit / evaluate / predict / train_on_batch / test_on_batch.
+
+The loop keeps running sums of the loss and of correct predictions as
+backend arrays (on the GPU they stay on the device) and reads them back only
+when the progress line is drawn or an epoch ends.
+"""
+import numpy as np
+
+from .. import backend, losses, optimizers
+from ..utils import get_rng
+from .history import History
+from .progbar import Progbar
+
+
+class TrainingMixin:
+    """The Keras training API; Model supplies _forward/_backward and the layers."""
+
+    def _init_training(self):
+        self.optimizer = None
+        self.loss = None
+        self._metric_names = []
+        self.history = None
+
+    # -- compile ---------------------------------------------------------------
+    def compile(self, optimizer="rmsprop", loss=None, metrics=None):
+        """Choose the optimizer, the loss and the metrics.
+
+        Example::
+
+            model.compile(optimizer='rmsprop', loss='categorical_crossentropy',
+                          metrics=['accuracy'])
+        """
+        self.optimizer = optimizers.get(optimizer)
+        if loss is None:
+            raise ValueError("compile: a loss is required, e.g. loss='categorical_crossentropy'.")
+        self.loss = losses.get(loss)
+        metrics = list(metrics or [])
+        for m in metrics:
+            if m not in ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy"):
+                raise ValueError(f"Unknown metric: {m!r}. Expected 'accuracy' (or 'acc').")
+        if len(metrics) > 1:
+            raise ValueError(f"compile: only one accuracy metric is supported. Received: metrics={metrics}")
+        self._metric_names = metrics
+
+    def _require_compiled(self, what):
+        if self.optimizer is None:
+            raise RuntimeError(f"You must compile your model before {what}: "
+                               "call model.compile(optimizer, loss, metrics).")
+
+    # -- data checks -------------------------------------------------------------
+    def _check_x(self, x, where):
+        if not isinstance(x, np.ndarray) and not hasattr(x, "__array__"):
+            raise TypeError(f"{where}: x must be a NumPy array. Received: {type(x).__name__}")
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"{where}: x must hold numbers. Received dtype {x.dtype}")
+        if hasattr(self, "_ensure_built_for"):
+            self._ensure_built_for(x.shape)
+        self._require_built(where)
+        expected = self.input_shape
+        if tuple(x.shape[1:]) != tuple(expected[1:]) or x.ndim != len(expected):
+            hint = ""
+            if x.ndim == len(expected) - 1 and tuple(x.shape[1:]) == tuple(expected[1:-1]) and expected[-1] == 1:
+                hint = ": add a channel axis (x.reshape(-1, " + ", ".join(map(str, expected[1:])) + "))"
+            raise ValueError(f"{where}: input of model {self.name} expected shape {tuple(expected)}, "
+                             f"got {tuple(x.shape)}{hint}")
+        return x
+
+    def _check_y(self, y, n, where):
+        """Targets as float32 one-hot rows matching the model's output."""
+        y = np.asarray(y)
+        units = self.output_shape[-1]
+        if self.loss == "sparse_categorical_crossentropy":
+            if y.ndim == 2 and y.shape[1] == 1:
+                y = y[:, 0]
+            if y.ndim != 1:
+                raise ValueError(f"{where}: sparse_categorical_crossentropy expects integer labels of "
+                                 f"shape (n,), got shape {y.shape}")
+            if y.size and (y.min() < 0 or y.max() >= units):
+                raise ValueError(f"{where}: labels must be in [0, {units}), got range "
+                                 f"[{y.min()}, {y.max()}]")
+            onehot = np.zeros((len(y), units), dtype=np.float32)
+            onehot[np.arange(len(y)), y.astype(np.int64)] = 1
+            y = onehot
+        elif y.shape[1:] != (units,):
+            hint = ""
+            if y.ndim == 1:
+                hint = (": these look like integer labels; one-hot encode them with "
+                        "to_categorical(y) or use loss='sparse_categorical_crossentropy'")
+            raise ValueError(f"{where}: target of model {self.name} expected shape (None, {units}), "
+                             f"got {tuple(y.shape)}{hint}")
+        if len(y) != n:
+            raise ValueError(f"{where}: data cardinality is ambiguous: x has {n} samples, "
+                             f"y has {len(y)}. Make sure all arrays contain the same number of samples.")
+        return np.ascontiguousarray(y, dtype=np.float32)
+
+    def _prepare(self, x, y, where):
+        x = self._check_x(x, where)
+        y = self._check_y(y, len(x), where)
+        return np.ascontiguousarray(x, dtype=np.float32), y
+
+    # -- one batch -----------------------------------------------------------
+    def _loss_and_correct(self, p, y):
+        """Sum of per-sample losses and the number of correct predictions (backend arrays)."""
+        ops = backend.get_ops()
+        loss_sum = ops.xent_loss(p, y).sum()
+        if not self._metric_names:
+            return loss_sum, None
+        if p.shape[-1] == 1:  # one unit: binary accuracy, as Keras resolves 'accuracy'
+            return loss_sum, ((p > 0.5) == (y > 0.5)).sum()
+        return loss_sum, ops.accuracy_count(p, y)
+
+    def _fused_softmax(self):
+        last = self._compute_layers[-1]
+        return getattr(last, "activation", None) == "softmax"
+
+    def _train_batch(self, xb, yb):
+        ops = backend.get_ops()
+        p = self._forward(xb, training=True)
+        sums = self._loss_and_correct(p, yb)
+        if self._fused_softmax():
+            self._backward(ops.softmax_xent_backward(p, yb), from_preactivation=True)
+        else:
+            self._backward(ops.xent_backward(p, yb))
+        pairs = [(g, w) for l in self._compute_layers for g, w in zip(l.grads, l.weights)]
+        self.optimizer.apply_gradients(pairs)
+        return sums
+
+    def _results(self, loss_sum, correct, n):
+        loss = float(backend.to_numpy(loss_sum)) / n
+        if correct is None:
+            return loss
+        return [loss, float(backend.to_numpy(correct)) / n]
+
+    def train_on_batch(self, x, y):
+        """One optimizer step on (x, y); returns [loss, accuracy] of this batch alone."""
+        self._require_compiled("train_on_batch")
+        x, y = self._prepare(x, y, "train_on_batch")
+        loss_sum, correct = self._train_batch(backend.asarray(x), backend.asarray(y))
+        return self._results(loss_sum, correct, len(x))
+
+    def test_on_batch(self, x, y):
+        """[loss, accuracy] of (x, y) as one batch, without training."""
+        self._require_compiled("test_on_batch")
+        x, y = self._prepare(x, y, "test_on_batch")
+        p = self._forward(backend.asarray(x))
+        loss_sum, correct = self._loss_and_correct(p, backend.asarray(y))
+        return self._results(loss_sum, correct, len(x))
+
+    # -- loops -------------------------------------------------------------------
+    def _metric_key(self):
+        return self._metric_names[0] if self._metric_names else None
+
+    def _running(self, loss_sum, correct, seen, prefix=""):
+        values = [(prefix + "loss", float(backend.to_numpy(loss_sum)) / seen)]
+        if correct is not None:
+            values.append((prefix + self._metric_key(), float(backend.to_numpy(correct)) / seen))
+        return values
+
+    def _run_epoch(self, x, y, batch_size, order, progbar, train, draw_last=True, prefix=""):
+        """One pass over x in the given order; returns [(name, mean), ...]."""
+        loss_sum = correct = None
+        steps = -(-len(x) // batch_size)
+        for step in range(steps):
+            idx = order[step * batch_size:(step + 1) * batch_size]
+            xb, yb = backend.asarray(x[idx]), backend.asarray(y[idx])
+            if train:
+                ls, c = self._train_batch(xb, yb)
+            else:
+                ls, c = self._loss_and_correct(self._forward(xb), yb)
+            loss_sum = ls if loss_sum is None else loss_sum + ls
+            if c is not None:
+                correct = c if correct is None else correct + c
+            seen = min((step + 1) * batch_size, len(x))
+            if (step + 1 < steps or draw_last) and progbar.wants_update(step + 1):
+                progbar.update(step + 1, self._running(loss_sum, correct, seen))
+        return self._running(loss_sum, correct, len(x), prefix)
+
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", validation_split=0.0,
+            validation_data=None, shuffle=True):
+        """Train for ``epochs`` passes over (x, y); returns a History.
+
+        Example::
+
+            history = model.fit(train_images, train_labels, epochs=5, batch_size=64)
+            history.history['accuracy']   # one value per epoch
+        """
+        self._require_compiled("fit")
+        batch_size = _check_batch_size(batch_size, "fit")
+        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
+            raise ValueError(f"fit: epochs must be a non-negative int. Received: epochs={epochs!r}")
+        verbose = _check_verbose(verbose, "fit")
+        if not 0.0 <= validation_split < 1.0:
+            raise ValueError(f"fit: validation_split must be in [0, 1). Received: {validation_split!r}")
+        x, y = self._prepare(x, y, "fit")
+        if validation_data is None and validation_split > 0:
+            # Keras takes the LAST fraction as validation, before any shuffling
+            split = int(len(x) * (1.0 - validation_split))
+            validation_data = (x[split:], y[split:])
+            x, y = x[:split], y[:split]
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val).")
+            validation_data = self._prepare(*validation_data, "fit(validation_data)")
+        if len(x) == 0:
+            raise ValueError("fit: no training samples.")
+
+        history = History(params={"verbose": verbose, "epochs": epochs,
+                                  "steps": -(-len(x) // batch_size)})
+        for epoch in range(epochs):
+            if verbose:
+                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+            order = get_rng().permutation(len(x)) if shuffle else np.arange(len(x))
+            progbar = Progbar(history.params["steps"], verbose=verbose)
+            values = self._run_epoch(x, y, batch_size, order, progbar, train=True, draw_last=False)
+            if validation_data is not None:
+                vx, vy = validation_data
+                values += self._run_epoch(vx, vy, batch_size, np.arange(len(vx)), Progbar(1, verbose=0),
+                                          train=False, prefix="val_")
+            progbar.update(progbar.target, values)  # the epoch's line, val_ values included
+            history.append(epoch, values)
+        self.history = history
+        return history
+
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto"):
+        """``[loss, accuracy]`` over (x, y) (just the loss without metrics)."""
+        self._require_compiled("evaluate")
+        batch_size = _check_batch_size(batch_size, "evaluate")
+        verbose = _check_verbose(verbose, "evaluate")
+        x, y = self._prepare(x, y, "evaluate")
+        progbar = Progbar(-(-len(x) // batch_size), verbose=verbose)
+        values = self._run_epoch(x, y, batch_size, np.arange(len(x)), progbar, train=False)
+        results = [v for _, v in values]
+        return results if len(results) > 1 else results[0]
+
+    def predict(self, x, batch_size=32, verbose=0):
+        """The model's outputs for x, as a NumPy float32 array."""
+        batch_size = _check_batch_size(batch_size, "predict")
+        x = np.ascontiguousarray(self._check_x(x, "predict"), dtype=np.float32)
+        out = []
+        for start in range(0, len(x), batch_size):
+            out.append(backend.to_numpy(self._forward(backend.asarray(x[start:start + batch_size]))).copy())
+        if not out:
+            return np.zeros((0,) + tuple(self.output_shape[1:]), dtype=np.float32)
+        return np.concatenate(out)
+
+
+def _check_batch_size(batch_size, where):
+    if batch_size is None:
+        return 32
+    if isinstance(batch_size, bool) or not isinstance(batch_size, (int, np.integer)) or batch_size <= 0:
+        raise ValueError(f"{where}: batch_size must be a positive int. Received: batch_size={batch_size!r}")
+    return int(batch_size)
+
+
+def _check_verbose(verbose, where):
+    if verbose == "auto":
+        return 1
+    if verbose not in (0, 1, 2):
+        raise ValueError(f"{where}: verbose must be 0, 1, 2 or 'auto'. Received: verbose={verbose!r}")
+    return int(verbose)
