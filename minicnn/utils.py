@@ -23,6 +23,14 @@ def set_random_seed(seed):
     _rng = np.random.default_rng(int(seed))
 
 
+def clear_session():
+    """Reset layer and model name counters, as ``keras.backend.clear_session()``.
+
+    After it the next Conv2D is named 'conv2d' again."""
+    from .layers.base import reset_names
+    reset_names()
+
+
 def to_categorical(y, num_classes=None, dtype="float32"):
     """One-hot encode integer class labels, like ``keras.utils.to_categorical``.
 

@@ -104,6 +104,12 @@ def get_ops():
     return _active
 
 
+def clear_session():
+    """Reset layer and model name counters (``keras.backend.clear_session()``)."""
+    from ..utils import clear_session as _clear
+    _clear()
+
+
 def asarray(a, dtype="float32"):
     """Copy or move array-like ``a`` to the active backend (float32 by default)."""
     return get_ops().asarray(a, dtype)

@@ -29,6 +29,11 @@ def unique_name(base, zero_based=True):
     return base if n == 0 else f"{base}_{n}"
 
 
+def reset_names():
+    """Forget every name handed out (see minicnn.utils.clear_session)."""
+    _name_counts.clear()
+
+
 def snake_case(class_name):
     """'MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d' (Keras's rule)."""
     s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
