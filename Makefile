@@ -1,0 +1,31 @@
+# make train: set up a virtual environment and train the book's MNIST CNN.
+# make test:  set up the same environment and run the test suite.
+# Both work on a fresh machine: the only prerequisite is python3 (>= 3.10).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# The offline MNIST copy beside the checkout, when there is one; otherwise
+# minicnn.datasets.mnist finds (or downloads) the data itself.
+DATA_DIR ?= $(wildcard ../shared/datasets/mnist)
+ifneq ($(DATA_DIR),)
+export MINICNN_DATA_DIR ?= $(abspath $(DATA_DIR))
+endif
+
+.PHONY: train test venv clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+train: venv
+	$(PY) train_mnist.py $(ARGS)
+
+test: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache
