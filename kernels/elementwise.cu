@@ -1,0 +1,131 @@
+// ============================================================================
+// elementwise.cu -- bias + activation forward, activation backward, bias
+// gradient (column sums)
+//
+// Arrays are seen as a (rows, cols) matrix with cols = the last axis (the
+// channel / unit axis the bias runs along): element idx is in column
+// idx % cols.
+//
+// Activation codes (must match cuda_ops.ACT_CODES):
+//   0 linear, 1 relu, 2 sigmoid, 3 tanh.   (softmax is row-wise: softmax_xent.cu)
+//
+// Index arithmetic is 32-bit: the host checks every element count < 2^31.
+// ============================================================================
+
+#define ACT_LINEAR  0
+#define ACT_RELU    1
+#define ACT_SIGMOID 2
+#define ACT_TANH    3
+
+
+// ----------------------------------------------------------------------------
+// bias_act_forward
+// Contract: z[idx] = act(z[idx] + b[idx % cols]) in place (bias skipped when
+// has_bias == 0; b is then not read). One thread per element.
+// ----------------------------------------------------------------------------
+extern "C" __global__ void bias_act_forward(
+    float* __restrict__ z, const float* __restrict__ b,
+    int total, int cols, int has_bias, int act)
+{
+    const int stride = blockDim.x * gridDim.x;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        float v = z[idx];
+        if (has_bias) v += b[idx % cols];
+        if (act == ACT_RELU) {
+            // fmaxf would turn NaN into 0; the reference (np.maximum) keeps it
+            v = (v > 0.0f || v != v) ? v : 0.0f;
+        } else if (act == ACT_SIGMOID) {
+            // 1/(1+exp(-v)) overflows exp for v << 0; the tanh form, as in the
+            // reference, is stable everywhere
+            v = (tanhf(v * 0.5f) + 1.0f) * 0.5f;
+        } else if (act == ACT_TANH) {
+            v = tanhf(v);
+        }
+        z[idx] = v;
+    }
+}
+
+
+// ----------------------------------------------------------------------------
+// act_backward
+// Contract: dz = da * act'(.) written from the OUTPUT a (the input is not
+// kept): relu' = [a > 0], sigmoid' = a(1-a), tanh' = 1-a^2; linear copies da.
+// One thread per element.
+// ----------------------------------------------------------------------------
+extern "C" __global__ void act_backward(
+    const float* __restrict__ da, const float* __restrict__ a, float* __restrict__ dz,
+    int total, int act)
+{
+    const int stride = blockDim.x * gridDim.x;
+    for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
+        const float g = da[idx];
+        const float y = a[idx];
+        float d;
+        // Parenthesised in the reference's evaluation order (left to right)
+        if (act == ACT_RELU)         d = g * (y > 0.0f ? 1.0f : 0.0f);
+        else if (act == ACT_SIGMOID) d = (g * y) * (1.0f - y);
+        else if (act == ACT_TANH)    d = g * (1.0f - y * y);
+        else                         d = g;
+        dz[idx] = d;
+    }
+}
+
+
+// ============================================================================
+// Column sums (bias gradient), deterministic in two passes:
+//   pass 1: block (32, 8) sums a 32-column strip over one chunk of rows into
+//           partial[chunk, col] (the 8 row-lanes combined in a fixed order);
+//   pass 2: one thread per column adds its chunk partials in chunk order.
+// No float atomics: the result depends only on the shape, never on timing.
+// ============================================================================
+
+#define CS_COLS 32   // columns per block: one warp along x reads 32 neighbours
+#define CS_LANES 8   // row lanes per block (blockDim.y)
+
+// ----------------------------------------------------------------------------
+// column_sum_partials
+// Contract: partial[blockIdx.y, col] = sum of a[r, col] over the rows
+// r in [blockIdx.y*rows_per_chunk, min(rows, (blockIdx.y+1)*rows_per_chunk)).
+// Launch: block (CS_COLS, CS_LANES), grid (ceil(cols/CS_COLS), nchunks).
+// ----------------------------------------------------------------------------
+extern "C" __global__ void column_sum_partials(
+    const float* __restrict__ a, float* __restrict__ partial,
+    int rows, int cols, int rows_per_chunk)
+{
+    __shared__ float lane_sum[CS_LANES][CS_COLS + 1];  // +1: no bank conflicts
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int col = blockIdx.x * CS_COLS + tx;
+    const int r0 = blockIdx.y * rows_per_chunk;
+    const int r1 = (r0 + rows_per_chunk < rows) ? r0 + rows_per_chunk : rows;
+    float s = 0.0f;
+    if (col < cols) {
+        // lane ty takes rows r0+ty, r0+ty+8, ...: each step a warp reads 32
+        // consecutive floats of one row
+        for (int r = r0 + ty; r < r1; r += CS_LANES) s += a[r * cols + col];
+    }
+    lane_sum[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && col < cols) {
+        float total = 0.0f;
+        for (int l = 0; l < CS_LANES; ++l) total += lane_sum[l][tx];
+        partial[blockIdx.y * cols + col] = total;
+    }
+}
+
+
+// ----------------------------------------------------------------------------
+// column_sum_finish
+// Contract: out[col] = sum over chunk of partial[chunk, col], chunk order.
+// One thread per column.
+// ----------------------------------------------------------------------------
+extern "C" __global__ void column_sum_finish(
+    const float* __restrict__ partial, float* __restrict__ out,
+    int nchunks, int cols)
+{
+    const int stride = blockDim.x * gridDim.x;
+    for (int col = blockIdx.x * blockDim.x + threadIdx.x; col < cols; col += stride) {
+        float s = 0.0f;
+        for (int k = 0; k < nchunks; ++k) s += partial[k * cols + col];
+        out[col] = s;
+    }
+}
