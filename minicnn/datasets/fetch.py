@@ -26,12 +26,15 @@ class Deadline:
     def remaining(self):
         return self.end - time.monotonic()
 
+    def check(self):
+        """Raise TimeoutError once the deadline has passed."""
+        if self.remaining() <= 0:
+            raise TimeoutError(f"overall download time limit of {self.seconds:g} s reached")
+
     def timeout(self, cap):
         """Seconds a blocking call may take: `cap`, or less if time is short."""
-        left = self.remaining()
-        if left <= 0:
-            raise TimeoutError(f"overall download time limit of {self.seconds:g} s reached")
-        return min(cap, left)
+        self.check()
+        return min(cap, self.remaining())
 
 
 def describe(err):
@@ -58,13 +61,13 @@ def http_get(url, deadline, max_bytes):
     with urlopen(_request(url), timeout=deadline.timeout(SOCKET_TIMEOUT_S)) as resp:
         declared = resp.headers.get("Content-Length")
         if declared and int(declared) > max_bytes:
-            raise ValueError(f"{url}: {declared} bytes, more than the {max_bytes} expected")
+            raise ValueError(f"{url}: {declared} bytes, more than the {max_bytes} bytes expected")
         body = bytearray()
         while chunk := resp.read(CHUNK_BYTES):
             body += chunk
             if len(body) > max_bytes:
                 raise ValueError(f"{url}: more than the {max_bytes} bytes expected")
-            deadline.timeout(0)  # raises once the overall limit is spent
+            deadline.check()
     return bytes(body)
 
 

@@ -12,6 +12,7 @@ import shutil
 import subprocess
 import tempfile
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
 
@@ -55,7 +56,7 @@ def byte_sources():
     """The IDX-file sources in the order they are tried."""
     mirrors = [
         ByteSource(f"mirror {base}", base + "t10k-labels-idx1-ubyte.gz",
-                   lambda specs, deadline, base=base: fetch_from_mirror(base, specs, deadline))
+                   partial(fetch_from_mirror, base))
         for base in MIRRORS
     ]
     return mirrors + [
