@@ -25,7 +25,11 @@ static unsigned long long emu_wait(unsigned char state, unsigned char op, unsign
     t->value = value;
     t->file = loc.file_name();
     t->line = loc.line();
+    // The switch is an opaque call already; the clobbers also stop g++ from
+    // keeping shared (static) data in registers across the sync point.
+    asm volatile("" ::: "memory");
     emu_yield();
+    asm volatile("" ::: "memory");
     return t->result;
 }
 

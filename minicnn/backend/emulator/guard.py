@@ -8,8 +8,9 @@ mapping laid out as::
 The data ends at most 15 bytes before the tail guard page (it starts
 16-byte aligned, like cudaMalloc memory, so float4 loads work), so reading
 or writing just past the end faults; the launcher turns the fault into an
-exception. The slack bytes are filled with 0xFF (NaN as float) and checked
-after the launch: a write there is reported too. Arrays behind ``const``
+exception. The slack bytes hold a signalling NaN (as float32) and are
+checked after the launch: a write there is reported too, even of a value
+computed from a slack read (arithmetic turns the signalling NaN quiet). Arrays behind ``const``
 pointers are mapped read-only. After a clean launch the bytes are copied back.
 
 Example::
@@ -27,7 +28,8 @@ PAGE = mmap.PAGESIZE
 ALIGN = 16   # data start alignment: enough for float4 / double2 loads
 GUARD = 16 * PAGE  # inaccessible bytes on each side: address space only, no memory
 PROT_NONE = 0  # (the mmap module has PROT_READ and PROT_WRITE only)
-FILL = 0xFF  # slack and fresh shared memory: NaN as float, -1 as int
+# Slack filler, per aligned 4 bytes: 0xFFBFFFFF is a signalling NaN as float32.
+SLACK = np.frombuffer(np.uint32(0xFFBFFFFF).tobytes(), np.uint8)
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mmap.restype = ctypes.c_void_p
@@ -40,6 +42,12 @@ _MAP_FAILED = ctypes.c_void_p(-1).value
 
 def _round_up(n, m):
     return (n + m - 1) // m * m
+
+
+def _slack_pattern(addr, n):
+    """The n slack bytes expected at addr (the pattern is aligned to addresses)."""
+    phase = addr % 4
+    return np.tile(SLACK, (n + phase) // 4 + 1)[phase:phase + n]
 
 
 def _bytes_at(addr, n):
@@ -66,8 +74,8 @@ class GuardedBlock:
         if self.span:
             self._protect(self.lo, self.span, mmap.PROT_READ | mmap.PROT_WRITE)
             end = self.start + nbytes
-            ctypes.memset(self.lo, FILL, self.start - self.lo)  # head slack
-            ctypes.memset(end, FILL, self.hi - end)             # tail slack
+            for a, n in ((self.lo, self.start - self.lo), (end, self.hi - end)):  # the slack
+                _bytes_at(a, n)[...] = _slack_pattern(a, n)
             ctypes.memmove(self.start, src, nbytes)
             if not writable:
                 self._protect(self.lo, self.span, mmap.PROT_READ)
@@ -79,13 +87,12 @@ class GuardedBlock:
 
     def damage(self):
         """Offset (from ``start``) of the first slack byte the kernel changed, or None."""
-        head = _bytes_at(self.lo, self.start - self.lo)
-        bad = np.flatnonzero(head != FILL)
+        n_head = self.start - self.lo
+        bad = np.flatnonzero(_bytes_at(self.lo, n_head) != _slack_pattern(self.lo, n_head))
         if bad.size:
-            return int(bad[0]) - head.size
+            return int(bad[0]) - n_head
         end = self.start + self.nbytes
-        tail = _bytes_at(end, self.hi - end)
-        bad = np.flatnonzero(tail != FILL)
+        bad = np.flatnonzero(_bytes_at(end, self.hi - end) != _slack_pattern(end, self.hi - end))
         return self.nbytes + int(bad[0]) if bad.size else None
 
     def contents(self):

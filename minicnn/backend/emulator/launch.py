@@ -17,8 +17,8 @@ variables for every launch):
 
 Example::
 
-    >>> fn = RawModule(path='kernels/elementwise.cu').get_function('scale')
-    >>> fn((4,), (256,), (x, y, np.float32(2.0), np.int32(x.size)), order='all')
+    >>> fn = RawModule(path='tests/emulator_kernels/good.cu').get_function('axpb')
+    >>> fn((4,), (256,), (x, y, np.float32(2), np.float32(1), np.int32(x.size)), order='all')
 """
 import ctypes
 import os
@@ -127,8 +127,7 @@ class Kernel:
 
     # ------------------------------------------------------------------------
     def _arena(self, args):
-        arrays = [(i, a, self.params[i].kind == params.POINTER,
-                   f"argument {i} ('{self.params[i].text}')")
+        arrays = [(i, a, self.params[i].kind == params.POINTER, self.params[i].short)
                   for i, a in enumerate(args) if isinstance(a, np.ndarray)]
         return Arena(arrays)
 
@@ -212,6 +211,6 @@ class Kernel:
             raise RaceError(
                 f"{lbl}: the results depend on the order threads run in (a missing "
                 f"__syncthreads()? a race on shared or global memory? a block reading another "
-                f"block's output?): argument {i} ('{self.params[i].text}') element {k}: forward "
+                f"block's output?): {self.params[i].short} element {k}: forward "
                 f"order gives {a!r}, {order} order gives {b!r} ({count} of "
                 f"{args[i].size} elements differ)")

@@ -54,8 +54,8 @@ def run_in_all_orders(fn, grid, block, args, *, shared_mem=0, seeds=(0, 1), rtol
                 bad = np.flatnonzero(ref[k].ravel() != got[k].ravel())
                 j = int(bad[0]) if bad.size else 0
                 raise RaceError(
-                    f"kernel '{fn.name}': results depend on the thread order: argument {i} "
-                    f"('{fn.params[i].text}') element {j}: forward gives {ref[k].ravel()[j]!r}, "
+                    f"kernel '{fn.name}': results depend on the thread order: "
+                    f"{fn.params[i].short} element {j}: forward gives {ref[k].ravel()[j]!r}, "
                     f"{name} gives {got[k].ravel()[j]!r} ({bad.size} of {ref[k].size} differ); "
                     "a missing __syncthreads()? a race?")
     for k, i in enumerate(outs):

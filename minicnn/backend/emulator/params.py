@@ -10,7 +10,7 @@ Example::
     >>> spec = ParamSpec(1, 'n', 'int n', VALUE, np.dtype(np.int32), 4)
     >>> check_arg(spec, 5, "kernel 'k'")
     Traceback (most recent call last):
-    TypeError: kernel 'k' argument 1 ('int n'): a Python int (5) is refused: pass np.int32(5) ...
+    TypeError: kernel 'k' argument 1 ('n', C type int): a Python int (5) is refused: pass np.int32(5) ...
 """
 from dataclasses import dataclass
 
@@ -38,8 +38,23 @@ class ParamSpec:
     def is_pointer(self):
         return self.kind != VALUE
 
+    @property
+    def ctype(self):
+        """The C type as declared: the declaration without the name ('int', 'const float*')."""
+        text = self.text
+        if self.name and text.endswith(self.name):
+            text = text[:-len(self.name)]
+        elif self.name:  # an array parameter: 'float y[]' is a pointer
+            text = text[:text.rindex(self.name)] + "*"
+        return " ".join(text.replace("__restrict__", "").split()) or self.text
+
+    @property
+    def short(self):
+        """How messages name it: argument 2 ('n', C type int)."""
+        return f"argument {self.index} ('{self.name}', C type {self.ctype})"
+
     def where(self, label):
-        return f"{label} argument {self.index} ('{self.text}')"
+        return f"{label} {self.short}"
 
 
 def specs_from_table(table, parsed):
