@@ -513,6 +513,7 @@ def test_signature_parser_handles_cuda_syntax():
     assert ks["b"].params == [] and [p.name for p in ks["c"].params] == ["v", "k"]
     rewritten = signatures.rewrite_extern_shared("extern\n__shared__ float s[];")
     assert rewritten == "__emu_extern_shared\n float s[];"
+    assert signatures.rewrite_extern_shared("static  __shared__ int n;") == "__shared__ int n;"
     assert signatures.extern_shared_names("extern __shared__ __align__(16) float sm[];") == ["sm"]
 
 

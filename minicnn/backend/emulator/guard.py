@@ -44,10 +44,13 @@ def _round_up(n, m):
     return (n + m - 1) // m * m
 
 
+_PATTERN = np.tile(SLACK, PAGE // 4 + 2)  # long enough for any slack (< PAGE bytes)
+
+
 def _slack_pattern(addr, n):
     """The n slack bytes expected at addr (the pattern is aligned to addresses)."""
     phase = addr % 4
-    return np.tile(SLACK, (n + phase) // 4 + 1)[phase:phase + n]
+    return _PATTERN[phase:phase + n]
 
 
 def _bytes_at(addr, n):

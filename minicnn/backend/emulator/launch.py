@@ -109,6 +109,16 @@ class Kernel:
         return f"<emulator Kernel {self.name}({', '.join(p.text for p in self.params)})>"
 
     def __call__(self, grid, block, args, *, shared_mem=0, order=None, seed=None, timeout=None):
+        """Launch on the CPU; returns when the grid is done (CuPy's launches are async).
+
+        grid, block: int or tuple of up to 3 ints. args: numpy arrays (for
+        pointer parameters; copied into guarded memory and back) and numpy
+        scalars of the exact C type. shared_mem: dynamic shared memory in
+        bytes (keyword-only, as in CuPy). order/seed/timeout: see the module
+        docstring. Example::
+
+            fn((n_blocks,), (256,), (x, y, np.float32(2), np.float32(1), np.int32(n)))
+        """
         grid3, block3 = config.dims3(grid, "grid"), config.dims3(block, "block")
         shared = config.as_int(shared_mem, "shared_mem")
         lbl = config.label(self.name, grid3, block3, shared)

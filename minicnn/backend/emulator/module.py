@@ -36,6 +36,12 @@ class RawModule:
     here names a .cu source (CuPy's names a cubin). Only ``extern "C"``
     kernels can be fetched (``name_expressions`` is not supported). The
     library is built (or found in the cache) on the first get_function().
+
+    Example::
+
+        >>> mod = RawModule(code='extern "C" __global__ void k(int* y) { y[threadIdx.x] = 1; }')
+        >>> y = np.zeros(4, np.int32); mod.get_function('k')(1, 4, (y,)); y
+        array([1, 1, 1, 1], dtype=int32)
     """
 
     def __init__(self, code=None, *, path=None, options=(), name_expressions=None):

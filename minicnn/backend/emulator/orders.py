@@ -35,7 +35,9 @@ def run_in_all_orders(fn, grid, block, args, *, shared_mem=0, seeds=(0, 1), rtol
     Raises RaceError when an output differs from the forward-order one
     (bitwise, or within rtol/atol for float arrays). Afterwards the arrays
     in ``args`` hold the forward-order results, as after a plain launch.
-    Returns {order name: [output arrays]} for further checks.
+    Returns {order name: [output arrays]} for further checks. Example::
+
+        run_in_all_orders(fn, (2, 2), (16, 16), (A, B, C, np.int32(M), np.int32(N), np.int32(K)))
     """
     arrays = {i: a.copy() for i, a in enumerate(args) if isinstance(a, np.ndarray)}
     outs = _outputs(fn, args)

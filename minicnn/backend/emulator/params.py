@@ -13,6 +13,7 @@ Example::
     TypeError: kernel 'k' argument 1 ('n', C type int): a Python int (5) is refused: pass np.int32(5) ...
 """
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
@@ -38,7 +39,7 @@ class ParamSpec:
     def is_pointer(self):
         return self.kind != VALUE
 
-    @property
+    @cached_property
     def ctype(self):
         """The C type as declared: the declaration without the name ('int', 'const float*')."""
         text = self.text
@@ -48,7 +49,7 @@ class ParamSpec:
             text = text[:text.rindex(self.name)] + "*"
         return " ".join(text.replace("__restrict__", "").split()) or self.text
 
-    @property
+    @cached_property
     def short(self):
         """How messages name it: argument 2 ('n', C type int)."""
         return f"argument {self.index} ('{self.name}', C type {self.ctype})"

@@ -151,15 +151,23 @@ def parse_kernels(src):
 
 
 _EXTERN_SHARED = re.compile(r"\bextern(\s+)__shared__\b")
+_STATIC_SHARED = re.compile(r"\bstatic(\s+)__shared__\b")
+
+
+def _newlines(match):
+    """The newlines of the whitespace a rewrite removes (line numbers stay)."""
+    return "\n" * match.group(1).count("\n")
 
 
 def rewrite_extern_shared(src):
     """Turn ``extern __shared__`` into ``__emu_extern_shared`` (same line count).
 
     The header maps ``__shared__`` to ``static ...``, which cannot follow
-    ``extern``; dynamic shared arrays get their own macro instead.
+    ``extern``; dynamic shared arrays get their own macro instead. A
+    redundant ``static __shared__`` loses its ``static`` for the same reason.
     """
-    return _EXTERN_SHARED.sub(lambda m: "__emu_extern_shared" + "\n" * m.group(1).count("\n"), src)
+    src = _EXTERN_SHARED.sub(lambda m: "__emu_extern_shared" + _newlines(m), src)
+    return _STATIC_SHARED.sub(lambda m: _newlines(m) + "__shared__", src)
 
 
 def extern_shared_names(src):
