@@ -124,7 +124,7 @@ def main(argv=None):
         print(f"{name:<9} {dev[:44]:<44} {samples:>7} {seconds:>8.2f} {rate:>9.0f} "
               f"{EPOCH_IMAGES / rate:>11.1f}")
     speedup = rows[0][4] / rows[1][4]
-    print(f"{cuda} / numpy speed: {speedup:.1f}x")
+    print(f"{cuda} / numpy speed: {speedup:.3g}x")
     return 0
 
 

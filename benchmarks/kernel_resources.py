@@ -215,8 +215,15 @@ def _compiler_identity(tool):
 
 
 def _cache_dir():
-    base = os.environ.get("MINICNN_CACHE_DIR") or Path.home() / ".cache" / "minicnn"
-    return Path(base) / "kernel_resources"
+    """<cache root>/kernel_resources, the root chosen as the emulator's build
+    cache chooses it: $MINICNN_CACHE_DIR, $XDG_CACHE_HOME/minicnn, ~/.cache/minicnn."""
+    override = os.environ.get("MINICNN_CACHE_DIR")
+    if override:
+        root = Path(override).expanduser()
+    else:
+        xdg = os.environ.get("XDG_CACHE_HOME")
+        root = (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "minicnn"
+    return root / "kernel_resources"
 
 
 def cached_log(tool, path, arch, options):
