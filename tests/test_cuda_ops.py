@@ -335,7 +335,8 @@ def test_kernel_faults_are_reported_with_the_launch(emu, rng):
     # claim 1000 elements of an 8-element array: the emulator's guard page
     # turns the overrun into an error that names the op, kernel and config
     p, g = f32(rng, 8), f32(rng, 8)
-    with pytest.raises(RuntimeError, match=r"sgd_update: kernel optimizers.sgd_update \(grid="):
+    from minicnn.backend.emulator import KernelFault
+    with pytest.raises(KernelFault, match=r"sgd_update: kernel optimizers.sgd_update \(grid="):
         emu._launch("sgd_update", "optimizers", "sgd_update", (4, 1, 1), (256, 1, 1),
                     (p, g, np.int32(100000), np.float32(0.1)))
 

@@ -106,6 +106,16 @@ def _check_count(op, *counts):
                              f"(at most {INT32_LIMIT}); use smaller batches")
 
 
+def _with_context(error, message):
+    """``error``'s class with ``message`` (so callers can still catch e.g. the
+    emulator's RaceError), or a RuntimeError when that class needs other
+    constructor arguments (CuPy's CUDA errors take a status code)."""
+    try:
+        return type(error)(message)
+    except Exception:
+        return RuntimeError(message)
+
+
 class CudaOps:
     """The backend ops on ``xp`` arrays, computed by our CUDA kernels.
 
@@ -165,7 +175,7 @@ class CudaOps:
         try:
             fn(grid, block, tuple(args))
         except Exception as e:
-            raise RuntimeError(f"{where} failed: {type(e).__name__}: {e}") from e
+            raise _with_context(e, f"{where} failed: {type(e).__name__}: {e}") from e
 
     def _array(self, op, name, a, ndim=None, dtype=np.float32):
         """Check that ``a`` is a C-contiguous ``dtype`` array of this backend."""
