@@ -554,7 +554,7 @@ def test_loader_emulator_target_is_cached(tmp_path, monkeypatch):
 
 
 def test_loader_kernel_dir_and_lazy_cupy():
-    assert loader.KERNEL_DIR == Path(__file__).resolve().parents[1] / "kernels"
+    assert loader.KERNEL_DIR.resolve() == Path(__file__).resolve().parents[1] / "kernels"
     code = "import sys, minicnn.backend.loader; print('cupy' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          cwd=Path(__file__).resolve().parents[1])

@@ -14,7 +14,9 @@ Example::
 import threading
 from pathlib import Path
 
-KERNEL_DIR = Path(__file__).resolve().parents[2] / "kernels"
+# minicnn/kernels: in a checkout a symlink to the top-level kernels/ folder, in
+# an installed wheel a real folder (setuptools copies what the link points to).
+KERNEL_DIR = Path(__file__).resolve().parents[1] / "kernels"
 
 # Options for NVRTC. Kept minimal; CuPy adds the arch and its own defaults
 # (-ftz=true, --device-as-default-execution-space, include paths).
