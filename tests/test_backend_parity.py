@@ -4,24 +4,15 @@ import shutil
 import numpy as np
 import pytest
 
-from minicnn import backend, layers
-from minicnn.models import Sequential
+from minicnn import backend
 from minicnn.utils import set_random_seed, to_categorical
+from train_mnist import build_model
 
 pytestmark = pytest.mark.skipif(shutil.which("g++") is None, reason="the emulator needs g++")
 
 
 def book_model():
-    m = Sequential([
-        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
+    m = build_model()
     m.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
     return m
 

@@ -11,6 +11,7 @@ from minicnn.models import Sequential
 from minicnn.utils import set_random_seed, to_categorical
 
 from conftest import mnist_dir
+from train_mnist import build_model
 
 
 def tiny_model(units=3):
@@ -155,16 +156,7 @@ def test_seeded_training_is_reproducible():
 
 
 def book_model():
-    m = Sequential([
-        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
+    m = build_model()
     m.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
     return m
 
