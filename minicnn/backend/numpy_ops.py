@@ -7,10 +7,38 @@ window offsets, each step one vectorised strided copy or add.
 
 Padding is always given as ``pads = (top, bottom, left, right)`` and strides as
 ``(sh, sw)``; the layers work them out (TensorFlow's SAME rule) before calling.
+
+Two versions of the heavy ops live side by side:
+
+- the REFERENCE code in this file (``*_reference``): the plain math, short
+  and readable, correct for every shape and dtype;
+- the FAST paths in :mod:`cpu_fast` (used by the public ops when they apply):
+  the same math split over the CPU cores, with scratch buffers reused across
+  steps and fewer passes over memory. The tests hold them to the reference.
+
+Set ``MINICNN_CPU_FAST=0`` (or ``numpy_ops.FAST = False``) to run the reference
+code alone, and ``MINICNN_NUM_THREADS`` to choose the thread count.
 """
+import os
+
 import numpy as np
 
+from . import cpu_fast as _fast
+
 xp = np  # the array module of this backend
+
+FAST = os.environ.get("MINICNN_CPU_FAST", "1") != "0"
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _fast_ok(*arrays):
+    """The fast paths take NumPy float32/float64 arrays of one dtype, none empty."""
+    if not FAST:
+        return False
+    dt = getattr(arrays[0], "dtype", None)
+    if dt not in _FLOATS:
+        return False
+    return all(isinstance(a, np.ndarray) and a.dtype == dt and a.size > 0 for a in arrays)
 
 
 # ----------------------------------------------------------------------------
@@ -97,6 +125,14 @@ def conv2d_forward(x, w, strides, pads):
 
     x (N, H, W, C), w (KH, KW, C, F) -> y (N, OH, OW, F); no bias (see
     bias_act_forward)."""
+    if _fast_ok(x, w) and x.ndim == 4 and w.ndim == 4 and x.shape[3] == w.shape[2] \
+            and min(_fast.conv_out_size(x.shape[1], x.shape[2], w.shape[0], w.shape[1], strides, pads)) > 0:
+        return _fast.conv2d_forward(x, w, strides, pads)
+    return conv2d_forward_reference(x, w, strides, pads)
+
+
+def conv2d_forward_reference(x, w, strides, pads):
+    """conv2d_forward as im2col + one GEMM, the readable way."""
     kh, kw, c, f = w.shape
     col = _im2col(x, kh, kw, strides, pads)
     n, oh, ow = col.shape[:3]
@@ -109,6 +145,15 @@ def conv2d_backward(dy, x, w, strides, pads, need_dx=True):
 
     With the patch matrix P (rows: output cells, cols: KH*KW*C) and y = P @ W:
     dW = P^T @ dY, and dP = dY @ W^T, which col2im scatters back onto dx."""
+    if _fast_ok(dy, x, w) and x.ndim == 4 and w.ndim == 4 and x.shape[3] == w.shape[2] \
+            and dy.shape == (x.shape[0],) + _fast.conv_out_size(x.shape[1], x.shape[2], w.shape[0],
+                                                                w.shape[1], strides, pads) + (w.shape[3],):
+        return _fast.conv2d_backward(dy, x, w, strides, pads, need_dx)
+    return conv2d_backward_reference(dy, x, w, strides, pads, need_dx)
+
+
+def conv2d_backward_reference(dy, x, w, strides, pads, need_dx=True):
+    """conv2d_backward the readable way: rebuild P, two GEMMs, col2im."""
     kh, kw, c, f = w.shape
     col = _im2col(x, kh, kw, strides, pads)
     n, oh, ow = col.shape[:3]
@@ -122,11 +167,15 @@ def conv2d_backward(dy, x, w, strides, pads, need_dx=True):
 
 def dense_forward(x, w):
     """x (N, IN) @ w (IN, OUT) -> (N, OUT)."""
+    if _fast_ok(x, w) and x.ndim == 2 and w.ndim == 2:
+        return _fast.dense_forward(x, w)  # rows split over the cores
     return x @ w
 
 
 def dense_backward(dy, x, w, need_dx=True):
     """``(dx or None, dw)`` for y = x @ w: dw = x^T dy, dx = dy w^T."""
+    if _fast_ok(dy, x, w) and x.ndim == 2 and w.ndim == 2:
+        return _fast.dense_backward(dy, x, w, need_dx)  # same GEMMs, OpenBLAS kept at 1 thread
     dw = x.T @ dy
     return (dy @ w.T if need_dx else None), dw
 
@@ -142,6 +191,15 @@ def bias_act_forward(z, b, activation):
 
     ``b`` may be None; activation is one of ACTIVATIONS (softmax over the last
     axis, shifted by the row max so exp never overflows)."""
+    if activation in ("relu", "linear") and (activation == "relu" or b is not None) and _fast_ok(z) \
+            and z.ndim >= 1 and z.flags.c_contiguous \
+            and (b is None or (isinstance(b, np.ndarray) and b.shape == z.shape[-1:])):
+        return _fast.bias_act_forward(z, b, activation)  # chunked, over the cores
+    return bias_act_forward_reference(z, b, activation)
+
+
+def bias_act_forward_reference(z, b, activation):
+    """bias_act_forward, the readable way: whole-array in-place NumPy."""
     if b is not None:
         z += b
     if activation == "relu":
@@ -169,6 +227,14 @@ def bias_act_backward(da, a, activation, has_bias):
     Each derivative is written in terms of the output, so the input need not
     be kept: relu' = [a > 0], sigmoid' = a(1-a), tanh' = 1-a^2, and softmax's
     Jacobian-vector product dz = a * (da - sum(da * a))."""
+    if activation in ("relu", "linear") and _fast_ok(da) and da.ndim >= 1 \
+            and (activation == "linear" or (isinstance(a, np.ndarray) and a.shape == da.shape)):
+        return _fast.bias_act_backward(da, a, activation, has_bias)  # chunked, over the cores
+    return bias_act_backward_reference(da, a, activation, has_bias)
+
+
+def bias_act_backward_reference(da, a, activation, has_bias):
+    """bias_act_backward, the readable way."""
     if activation == "linear":
         dz = da
     elif activation == "relu":
@@ -194,6 +260,19 @@ def maxpool_forward(x, pool, strides, pads):
     argmax (int32, shape of y) holds the window offset ``i*PW + j`` of the
     first maximum; padded cells are -inf so they never win (TensorFlow's SAME
     pooling ignores them)."""
+    if _pool_tiles(x, pool, strides, pads):
+        return _fast.maxpool_forward_tiled(x, tuple(pool))  # windows tile x: views, no masks
+    return maxpool_forward_reference(x, pool, strides, pads)
+
+
+def _pool_tiles(x, pool, strides, pads):
+    """Fast pooling applies when the windows tile the input (stride = pool, no padding)."""
+    return (_fast_ok(x) and x.ndim == 4 and tuple(pool) == tuple(strides) and not any(pads)
+            and x.shape[1] >= pool[0] and x.shape[2] >= pool[1])
+
+
+def maxpool_forward_reference(x, pool, strides, pads):
+    """maxpool_forward the readable way: one strided compare per window offset."""
     ph, pw = pool
     xp_ = _pad(x, pads, value=-np.inf)
     oh = (xp_.shape[1] - ph) // strides[0] + 1
@@ -216,6 +295,15 @@ def maxpool_backward(dy, argmax, x_shape, pool, strides, pads):
 
     One masked strided add per window offset; overlapping windows (stride <
     pool) add up correctly, with no scatter and no np.add.at."""
+    if _fast_ok(dy) and dy.ndim == 4 and tuple(pool) == tuple(strides) and not any(pads) \
+            and len(x_shape) == 4 and isinstance(argmax, np.ndarray) and argmax.shape == dy.shape \
+            and (x_shape[0], x_shape[1] // pool[0], x_shape[2] // pool[1], x_shape[3]) == dy.shape:
+        return _fast.maxpool_backward_tiled(dy, argmax, tuple(x_shape), tuple(pool))
+    return maxpool_backward_reference(dy, argmax, x_shape, pool, strides, pads)
+
+
+def maxpool_backward_reference(dy, argmax, x_shape, pool, strides, pads):
+    """maxpool_backward the readable way."""
     ph, pw = pool
     top, bottom, left, right = pads
     n, h, w, c = x_shape
@@ -268,6 +356,13 @@ def accuracy_count(p, y):
 # ----------------------------------------------------------------------------
 def rmsprop_update(param, grad, v, lr, rho, eps):
     """Keras 3 RMSprop: v = rho v + (1-rho) g^2; param -= lr g / sqrt(v + eps)."""
+    if _fast_ok(param, grad, v) and param.shape == grad.shape == v.shape:
+        return _fast.rmsprop_update(param, grad, v, lr, rho, eps)  # same bits, no temporaries
+    return rmsprop_update_reference(param, grad, v, lr, rho, eps)
+
+
+def rmsprop_update_reference(param, grad, v, lr, rho, eps):
+    """rmsprop_update, the readable way."""
     dt = param.dtype.type
     v *= dt(rho)
     v += dt(1 - rho) * grad * grad
