@@ -18,6 +18,7 @@ def split(monkeypatch):
     monkeypatch.setattr(cpu_fast, "MIN_PART_ELEMS", 1)
     monkeypatch.setattr(cpu_fast, "CHUNK_ELEMS", 7)        # several chunks per part too
     monkeypatch.setattr(cpu_fast, "MAX_COL_BYTES", 1500)   # and patch matrices in slices
+    monkeypatch.setattr(cpu_fast, "MAX_POOL_BYTES", 400)   # and pooling too
     cpu_threads.set_num_threads(3)
     yield
     cpu_threads.set_num_threads(old)
@@ -332,13 +333,90 @@ def test_blas_threads_are_restored():
     assert [get() for get, _ in blas._fns] == before
 
 
-def test_scratch_is_per_key_and_bounded(monkeypatch):
+def test_scratch_reuse_and_bounds(monkeypatch):
     cpu_buffers.clear()
-    a = cpu_buffers.scratch("t", (4, 4), np.float32, fill=0)
-    assert cpu_buffers.scratch("t", (4, 4), np.float32) is a
-    assert cpu_buffers.scratch("t", (4, 4), np.float64) is not a
-    assert cpu_buffers.scratch("u", (4, 4), np.float32) is not a
+    # fill=...: one array per exact shape, made once and filled once
+    a = cpu_buffers.scratch("pad", (4, 4), np.float32, fill=0)
+    a[0, 0] = 5
+    assert cpu_buffers.scratch("pad", (4, 4), np.float32, fill=0) is a and a[0, 0] == 5
+    assert cpu_buffers.scratch("pad", (4, 5), np.float32, fill=0) is not a
+    # no fill: views of one growing buffer per purpose and dtype
+    b = cpu_buffers.scratch("t", (4, 4), np.float32)
+    c = cpu_buffers.scratch("t", (3, 5), np.float32)
+    assert c.shape == (3, 5) and c.flags.c_contiguous and np.shares_memory(b, c)
+    assert not np.shares_memory(b, cpu_buffers.scratch("u", (4, 4), np.float32))
+    assert not np.shares_memory(b, cpu_buffers.scratch("t", (4, 4), np.float64))
+    big = cpu_buffers.scratch("t", (10, 10), np.float32)
+    assert big.shape == (10, 10) and not np.shares_memory(big, b)
+    # least recently used arrays go beyond MAX_BYTES
     monkeypatch.setattr(cpu_buffers, "MAX_BYTES", 100)
     cpu_buffers.scratch("big", (40,), np.float32)  # 160 bytes: evicts everything older
-    assert cpu_buffers.scratch("t", (4, 4), np.float32) is not a
+    assert cpu_buffers.scratch("pad", (4, 4), np.float32, fill=0) is not a
     cpu_buffers.clear()
+
+
+def test_scratch_is_per_thread():
+    import threading
+    mine = cpu_buffers.scratch("t", (8,), np.float32)
+    other = []
+    t = threading.Thread(target=lambda: other.append(cpu_buffers.scratch("t", (8,), np.float32)))
+    t.start()
+    t.join()
+    assert not np.shares_memory(mine, other[0])
+
+
+@pytest.mark.parametrize("rows_first_c", [1, 20])
+def test_kept_patches_are_checked_against_x(rows_first_c):
+    """Backward reuses forward's patch matrix only while x holds the same bits."""
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((6, 9, 8, rows_first_c)).astype(np.float32)
+    w = rng.standard_normal((3, 3, rows_first_c, 5)).astype(np.float32)
+    pads = (1, 1, 1, 1)
+    y = ops.conv2d_forward(x, w, (1, 1), pads)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+
+    def check(xx):
+        got = ops.conv2d_backward(dy, xx, w, (1, 1), pads)
+        want = ops.conv2d_backward_reference(dy, xx, w, (1, 1), pads)
+        for g, r in zip(got, want):
+            np.testing.assert_allclose(g, r, rtol=1e-4, atol=1e-4)
+
+    x[3, 4, 4, 0] += 1.0   # changed in place after the forward pass
+    check(x)
+    ops.conv2d_forward(x, w, (1, 1), pads)
+    x2 = x.copy()           # same bits, another array: rebuilt, same answer
+    check(x2)
+    ops.conv2d_forward(x, w, (1, 1), pads)
+    x[0, 0, 0, 0] = -0.0 if x[0, 0, 0, 0] == 0 else 0.0  # a sign or value flip anywhere
+    check(x)
+    check(x)                # and again, with nothing kept any more
+
+
+def test_kept_patches_stay_bounded(monkeypatch):
+    monkeypatch.setattr(cpu_fast, "MAX_KEPT_BYTES", 40000)  # 3 of these 12.4 kB entries
+    cpu_fast.clear_kept()
+    rng = np.random.default_rng(10)
+    w = rng.standard_normal((3, 3, 4, 2)).astype(np.float32)
+    for _ in range(20):  # inference-like: forwards with no backward
+        ops.conv2d_forward(rng.standard_normal((2, 8, 8, 4)).astype(np.float32), w, (1, 1), (0, 0, 0, 0))
+    assert cpu_fast._kept_bytes <= 40000 and 1 <= len(cpu_fast._kept) <= 3
+    cpu_fast.clear_kept()
+
+
+def test_fresh_reuses_memory_only_when_unreferenced():
+    shape = (300, 300)  # 360 kB: pooled
+    a = cpu_buffers.fresh(shape, np.float32)
+    a_id = id(a)
+    b = cpu_buffers.fresh(shape, np.float32)
+    assert b is not a and not np.shares_memory(a, b)
+    view = a[10:20]
+    del a
+    c = cpu_buffers.fresh(shape, np.float32)
+    assert id(c) != a_id and not np.shares_memory(c, view)  # a view keeps its base in use
+    del view
+    d = cpu_buffers.fresh(shape, np.float32)
+    assert id(d) == a_id  # nobody holds it any more: recycled
+    assert not np.shares_memory(d, b) and not np.shares_memory(d, c)
+    small = cpu_buffers.fresh((3, 3), np.float32)
+    assert small.shape == (3, 3)
+    cpu_buffers.clear_pooled()

@@ -15,18 +15,22 @@ What makes them faster (each measured on the book's MNIST CNN at batch 64):
   column sums (bias gradients) are one BLAS matrix-vector product.
 - No allocation in the hot loop: the padded input, the patch matrix and
   col2im's accumulator come from per-thread scratch (:mod:`cpu_buffers`),
-  reused from step to step. Returned arrays are always new.
+  reused from step to step. Returned arrays are new to the caller; their
+  memory is recycled (cpu_buffers.fresh) only once nothing references them.
 
 Results equal the reference up to float rounding (the GEMMs are split by
 rows and weight gradients summed over parts in a fixed order: same bits every
 run). With NaNs in a pooling window the max may differ from the reference,
 whose answer depends on where the NaN sits; training has diverged by then.
 """
+import threading
+from collections import OrderedDict
+
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from .cpu_buffers import scratch
-from .cpu_threads import ops_region, parallel
+from .cpu_buffers import fresh, scratch
+from .cpu_threads import num_threads, ops_region, parallel
 
 # A part smaller than this many output values is not worth a thread hand-off
 # (about 10 microseconds); small ops run in the caller.
@@ -42,6 +46,9 @@ MIN_INNER_FOR_ROW_PATCHES = 16
 # time (a big inference batch goes through in slices): bounds the scratch
 # memory without shrinking the GEMMs of a training batch.
 MAX_COL_BYTES = 8 << 20
+# Likewise max pooling works through a big batch in slices whose row maxima
+# take at most this much scratch (a training half-batch is one slice).
+MAX_POOL_BYTES = 2 << 20
 
 
 def _min_items(per_item):
@@ -82,11 +89,12 @@ def _patch_view(xp, kh, kw, strides, oh, ow, rows_first):
     return as_strided(xp, (kh, kw, c, m, oh, ow), (s1, s2, s3, s0, s1 * sh, s2 * sw), writeable=False)
 
 
-def _im2col(xs, kh, kw, strides, pads, oh, ow, rows_first):
-    """The patch matrix of xs in per-thread scratch: (P, K) if rows_first, else (K, P)."""
+def _im2col(xs, kh, kw, strides, pads, oh, ow, rows_first, out=None):
+    """The patch matrix of xs, (P, K) if rows_first else (K, P): in per-thread
+    scratch, or in ``out`` (a C-contiguous array of the right size) if given."""
     xp = _padded(xs, pads, 0)
     view = _patch_view(xp, kh, kw, strides, oh, ow, rows_first)
-    col = scratch(("col", rows_first), view.shape, xs.dtype)
+    col = scratch(("col", rows_first), view.shape, xs.dtype) if out is None else out.reshape(view.shape)
     np.copyto(col, view)
     m, c = xs.shape[0], xs.shape[3]
     p, k = m * oh * ow, kh * kw * c
@@ -97,10 +105,11 @@ def _rows_first(kw, c):
     return kw * c >= MIN_INNER_FOR_ROW_PATCHES
 
 
-def _slices(lo, hi, item_bytes):
-    """Split range(lo, hi) into near-equal slices of at most MAX_COL_BYTES each."""
+def _slices(lo, hi, item_bytes, limit=None):
+    """Split range(lo, hi) into near-equal slices of at most ``limit`` bytes
+    (MAX_COL_BYTES by default) each."""
     n = hi - lo
-    count = max(1, -(-n * item_bytes // MAX_COL_BYTES))
+    count = max(1, -(-n * item_bytes // (limit or MAX_COL_BYTES)))
     count = min(count, n)
     q, r = divmod(n, count)
     start = lo
@@ -118,24 +127,132 @@ def conv_out_size(h, w, kh, kw, strides, pads):
 # ----------------------------------------------------------------------------
 # convolution
 # ----------------------------------------------------------------------------
+# ----------------------------------------------------------------------------
+# patches kept from the forward pass for the backward pass
+# ----------------------------------------------------------------------------
+# conv2d_backward needs the same patch matrix of x that conv2d_forward built,
+# and a training step calls both with the same x. So forward keeps each part's
+# patches and a copy of its slice of x; backward reuses the patches of a part
+# only after checking, bit for bit, that x still holds what forward saw (same
+# array, same geometry, same bytes); otherwise it rebuilds them as usual. The
+# check costs a compare of x (1/9 of the patch matrix for a 3x3 kernel).
+# Kept: batches whose patches fit one slice per part, at most MAX_KEPT_BYTES
+# in all (oldest dropped); their buffers are recycled.
+MAX_KEPT_BYTES = 48 << 20
+_kept = OrderedDict()  # (id(x), geometry) -> _Kept
+_kept_bytes = 0
+_recycled = {}         # (shape, dtype) -> [arrays]
+_kept_lock = threading.Lock()
+
+
+class _Kept:
+    def __init__(self, x, parts):
+        self.x = x          # keeps x alive, so its id is not reused meanwhile
+        self.parts = parts  # part -> (lo, hi, col, copy of x[lo:hi])
+        self.nbytes = sum(col.nbytes + cp.nbytes for _, _, col, cp in parts.values())
+
+
+def _take(shape, dtype):
+    with _kept_lock:
+        free = _recycled.get((shape, dtype))
+        if free:
+            return free.pop()
+    return np.empty(shape, dtype)
+
+
+def _recycle(entry):
+    with _kept_lock:
+        for _, _, col, cp in entry.parts.values():
+            for a in (col, cp):
+                free = _recycled.setdefault((a.shape, a.dtype), [])
+                if len(free) < 2:
+                    free.append(a)
+
+
+def _keep(key, entry):
+    global _kept_bytes
+    dropped = []
+    with _kept_lock:
+        old = _kept.pop(key, None)
+        if old is not None:
+            _kept_bytes -= old.nbytes
+            dropped.append(old)
+        _kept[key] = entry
+        _kept_bytes += entry.nbytes
+        while _kept_bytes > MAX_KEPT_BYTES and len(_kept) > 1:
+            _, e = _kept.popitem(last=False)
+            _kept_bytes -= e.nbytes
+            dropped.append(e)
+    for e in dropped:
+        _recycle(e)
+
+
+def _claim(key, x):
+    global _kept_bytes
+    with _kept_lock:
+        entry = _kept.get(key)
+        if entry is None or entry.x is not x:
+            return None
+        del _kept[key]
+        _kept_bytes -= entry.nbytes
+        return entry
+
+
+def _same_bits(a, b):
+    u = np.dtype("u%d" % a.itemsize)
+    return np.array_equal(a.view(u), b.view(u))
+
+
+def _kept_key(x, kh, kw, strides, pads, rows_first):
+    return (id(x), x.shape, x.strides, x.dtype.str, kh, kw, tuple(strides), tuple(pads), rows_first)
+
+
+def clear_kept():
+    """Drop every kept patch matrix (frees their memory)."""
+    global _kept_bytes
+    with _kept_lock:
+        _kept.clear()
+        _recycled.clear()
+        _kept_bytes = 0
+
+
+# ----------------------------------------------------------------------------
+# convolution
+# ----------------------------------------------------------------------------
 def conv2d_forward(x, w, strides, pads):
     n, h, wd, c = x.shape
     kh, kw, _, f = w.shape
     oh, ow = conv_out_size(h, wd, kh, kw, strides, pads)
     k = kh * kw * c
     w2 = np.ascontiguousarray(w).reshape(k, f)
-    y = np.empty((n, oh, ow, f), dtype=x.dtype)
+    y = fresh((n, oh, ow, f), x.dtype)
     y2 = y.reshape(n * oh * ow, f)
     rows = oh * ow
     rows_first = _rows_first(kw, c)
+    item_bytes = rows * k * x.itemsize
+    min_items = _min_items(rows * max(f, k))
+    parts_est = max(1, min(num_threads(), n // min_items))
+    keep = -(-n // parts_est) * item_bytes <= MAX_COL_BYTES and n * item_bytes <= MAX_KEPT_BYTES // 2
+    kept = {}
 
     def part(lo, hi, p):
-        for a, b in _slices(lo, hi, rows * k * x.itemsize):
+        if keep:  # one slice: build the patches in a buffer that outlives this call
+            m = hi - lo
+            buf = _take((m * rows * k,), x.dtype)
+            col = _im2col(x[lo:hi], kh, kw, strides, pads, oh, ow, rows_first, out=buf)
+            cp = _take((m,) + x.shape[1:], x.dtype)
+            np.copyto(cp, x[lo:hi])
+            kept[p] = (lo, hi, buf, cp)
+            np.matmul(col if rows_first else col.T, w2, out=y2[lo * rows:hi * rows])
+            return
+        for a, b in _slices(lo, hi, item_bytes):
             col = _im2col(x[a:b], kh, kw, strides, pads, oh, ow, rows_first)
             np.matmul(col if rows_first else col.T, w2, out=y2[a * rows:b * rows])
 
     with ops_region:
-        parallel(n, part, _min_items(rows * max(f, k)))
+        parallel(n, part, min_items)
+    if keep and kept:
+        _keep(_kept_key(x, kh, kw, strides, pads, rows_first), _Kept(x, kept))
     return y
 
 
@@ -148,13 +265,21 @@ def conv2d_backward(dy, x, w, strides, pads, need_dx=True):
     wc = np.ascontiguousarray(w)
     dy2 = np.ascontiguousarray(dy).reshape(n * rows, f)
     rows_first = _rows_first(kw, c)
-    dx = np.empty(x.shape, dtype=x.dtype) if need_dx else None
+    dx = fresh(x.shape, x.dtype) if need_dx else None
     dws = {}
+    entry = _claim(_kept_key(x, kh, kw, strides, pads, rows_first), x)
+
+    def patches(a, b, p):
+        if entry is not None:
+            lo, hi, col, cp = entry.parts.get(p, (None, None, None, None))
+            if (lo, hi) == (a, b) and _same_bits(x[a:b], cp):
+                return col.reshape(-1, k) if rows_first else col.reshape(k, -1)
+        return _im2col(x[a:b], kh, kw, strides, pads, oh, ow, rows_first)
 
     def part(lo, hi, p):
         dwp = tmp = None
         for a, b in _slices(lo, hi, rows * k * x.itemsize):
-            col = _im2col(x[a:b], kh, kw, strides, pads, oh, ow, rows_first)
+            col = patches(a, b, p)
             dyp = dy2[a * rows:b * rows]
             # dW = P^T dY, per part (slices added in order); the parts are summed below
             if dwp is None:
@@ -168,8 +293,12 @@ def conv2d_backward(dy, x, w, strides, pads, need_dx=True):
                 _col2im_part(dyp, wc, dx[a:b], strides, pads, oh, ow, rows_first)
         dws[p] = dwp
 
-    with ops_region:
-        parts = parallel(n, part, _min_items(rows * max(f, k)))
+    try:
+        with ops_region:
+            parts = parallel(n, part, _min_items(rows * max(f, k)))
+    finally:
+        if entry is not None:
+            _recycle(entry)
     dw = dws[0]
     for p in range(1, parts):
         dw += dws[p]
@@ -227,13 +356,13 @@ def _col2im_part(dyp, w, dxs, strides, pads, oh, ow, rows_first):
 # ----------------------------------------------------------------------------
 def dense_forward(x, w):
     n = x.shape[0]
-    y = np.empty((n, w.shape[1]), dtype=np.result_type(x, w))
+    y = fresh((n, w.shape[1]), np.result_type(x, w))
 
     def part(lo, hi, p):
         np.matmul(x[lo:hi], w, out=y[lo:hi])
 
-    with ops_region:  # a part of at least ~1M multiply-adds
-        parallel(n, part, max(1, -(-(1 << 20) // max(1, w.shape[0] * w.shape[1]))))
+    with ops_region:  # a part of at least ~4M multiply-adds (a training batch runs in one)
+        parallel(n, part, max(1, -(-(1 << 22) // max(1, w.shape[0] * w.shape[1]))))
     return y
 
 
@@ -259,8 +388,10 @@ def _rows(a):
 def _column_sum(a2, out):
     """out = a2.sum(axis=0) as one BLAS matrix-vector product (several times
     faster than NumPy's axis-0 reduction on (rows, 32) arrays)."""
-    ones = scratch(("ones",), (a2.shape[0],), a2.dtype, fill=1)
-    np.matmul(ones, a2, out=out)
+    n = a2.shape[0]
+    size = 1 << max(10, (n - 1).bit_length())  # one ones-vector per power of two
+    ones = scratch(("ones", size), (size,), a2.dtype, fill=1)
+    np.matmul(ones[:n], a2, out=out)
 
 
 def bias_act_forward(z, b, activation):
@@ -290,7 +421,7 @@ def bias_act_backward(da, a, activation, has_bias):
     nrows, width = da2.shape
     relu = activation == "relu"
     if relu:
-        dz = np.empty(da.shape, dtype=np.result_type(da.dtype, np.bool_))
+        dz = fresh(da.shape, np.result_type(da.dtype, np.bool_))
         dz2 = _rows(dz)
         a2 = _rows(a)
     else:
@@ -345,16 +476,20 @@ def maxpool_forward_tiled(x, pool):
     n, h, w, c = x.shape
     ph, pw = pool
     oh, ow = h // ph, w // pw
-    y = np.empty((n, oh, ow, c), dtype=x.dtype)
-    argmax = np.empty((n, oh, ow, c), dtype=np.int32)
+    y = fresh((n, oh, ow, c), x.dtype)
+    argmax = fresh((n, oh, ow, c), np.int32)
     idx_t = np.int8 if ph * pw <= 127 else np.int32
 
     def part(lo, hi, p):
+        for a, b in _slices(lo, hi, oh * ph * ow * c * x.itemsize, MAX_POOL_BYTES):
+            if ph == pw == 2:
+                _pool2x2_part(_tiles(x[a:b], 2, 2, oh, ow), y[a:b], argmax[a:b])
+            else:
+                slice_(a, b)
+
+    def slice_(lo, hi):
         m = hi - lo
         t6 = _tiles(x[lo:hi], ph, pw, oh, ow)
-        if ph == pw == 2:
-            _pool2x2_part(t6, y[lo:hi], argmax[lo:hi])
-            return
         # along each window row: hm[n, r, i, q, ch] = max_j t6[n, r, i, q, j, ch]
         hm = scratch(("pool_hm",), (m, oh, ph, ow, c), x.dtype)
         hidx = scratch(("pool_hidx",), (m, oh, ph, ow, c), idx_t)
@@ -421,7 +556,7 @@ def maxpool_backward_tiled(dy, argmax, x_shape, pool):
     n, h, w, c = x_shape
     ph, pw = pool
     oh, ow = dy.shape[1], dy.shape[2]
-    dx = np.empty(x_shape, dtype=dy.dtype)
+    dx = fresh(x_shape, dy.dtype)
 
     def part(lo, hi, p):
         dxs = dx[lo:hi]
