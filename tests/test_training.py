@@ -174,3 +174,24 @@ def test_book_model_learns_real_mnist():
     loss, acc = m.evaluate(x_test, to_categorical(y_test[:1000], 10), verbose=0)
     assert history.history["loss"][0] < 2.0
     assert acc > 0.75, (loss, acc)
+
+
+def test_save_and_load_weights(tmp_path, monkeypatch):
+    x, _ = tiny_data(4)
+    m = tiny_model()
+    path = tmp_path / "w.weights.npz"
+    m.save_weights(path)
+    other = tiny_model()
+    other.load_weights(path)
+    np.testing.assert_array_equal(other.predict(x), m.predict(x))
+    # a save that fails midway leaves the old file whole and no temporary behind
+    before = path.read_bytes()
+
+    def broken_savez(f, **arrays):
+        f.write(b"half")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(np, "savez", broken_savez)
+    with pytest.raises(OSError, match="disk full"):
+        m.save_weights(path)
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["w.weights.npz"]

@@ -15,6 +15,11 @@ output form a chain; the model runs them in that order forward and in
 reverse order backward.
 """
 
+import os
+import tempfile
+
+import numpy as np
+
 from .. import backend
 from ..layers.base import KerasTensor, unique_name
 from ..layers.input import InputLayer
@@ -123,6 +128,18 @@ class Model(TrainingMixin):
             layer.set_weights(weights[i:i + n])
             i += n
 
+    def save_weights(self, filepath):
+        """Write all weights to a .npz file, atomically (never half-written).
+
+        Example: ``model.save_weights('mnist.weights.npz')``; then
+        ``model.load_weights('mnist.weights.npz')`` on a model of the same layers."""
+        save_arrays(filepath, self.get_weights())
+
+    def load_weights(self, filepath):
+        """Set all weights from a file written by save_weights."""
+        with np.load(filepath) as f:
+            self.set_weights([f[f"w{i}"] for i in range(len(f.files))])
+
     # -- running -----------------------------------------------------------------
     def _forward(self, x, training=False):
         for layer in self._compute_layers:
@@ -146,6 +163,22 @@ class Model(TrainingMixin):
         """Run the model on an array (returns a backend array)."""
         x = self._check_x(x, "__call__")
         return self._forward(backend.asarray(x), training=training)
+
+
+def save_arrays(filepath, arrays):
+    """np.savez to a temporary file beside ``filepath``, then one atomic rename."""
+    filepath = os.fspath(filepath)
+    folder = os.path.dirname(os.path.abspath(filepath))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **{f"w{i}": a for i, a in enumerate(arrays)})
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, filepath)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _single(t, what):
