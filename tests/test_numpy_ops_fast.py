@@ -306,15 +306,26 @@ def test_reference_switch(monkeypatch):
     assert calls == []
 
 
-def test_worker_errors_reach_the_caller(split):
+def test_worker_errors_reach_the_caller(split, monkeypatch):
+    monkeypatch.setattr(cpu_threads, "PARTS_PER_THREAD", 2)
+
     def fn(lo, hi, part):
         if part == 2:
             raise RuntimeError("boom in part 2")
     with pytest.raises(RuntimeError, match="boom in part 2"):
         cpu_threads.parallel(9, fn)
     seen = []
-    cpu_threads.parallel(9, lambda lo, hi, p: seen.append((p, lo, hi)))  # the pool still works
+    parts = cpu_threads.parallel(9, lambda lo, hi, p: seen.append((p, lo, hi)))  # the pool still works
+    assert parts == cpu_threads.plan(9)[1] == 6  # 3 threads, 2 parts each
+    assert sorted(seen) == [(k,) + b for k, b in enumerate(cpu_threads.split(9, 6))]
+
+
+def test_parts_are_fixed_whoever_runs_them(split, monkeypatch):
+    monkeypatch.setattr(cpu_threads, "PARTS_PER_THREAD", 1)
+    seen = []
+    assert cpu_threads.parallel(9, lambda lo, hi, p: seen.append((p, lo, hi))) == 3
     assert sorted(seen) == [(0, 0, 3), (1, 3, 6), (2, 6, 9)]
+    assert cpu_threads.plan(2) == (2, 2) and cpu_threads.plan(1) == (1, 1)
 
 
 def test_split_is_even_and_ordered():

@@ -30,7 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from .cpu_buffers import fresh, scratch
-from .cpu_threads import num_threads, ops_region, parallel
+from .cpu_threads import ops_region, parallel, plan
 
 # A part smaller than this many output values is not worth a thread hand-off
 # (about 10 microseconds); small ops run in the caller.
@@ -231,8 +231,8 @@ def conv2d_forward(x, w, strides, pads):
     rows_first = _rows_first(kw, c)
     item_bytes = rows * k * x.itemsize
     min_items = _min_items(rows * max(f, k))
-    parts_est = max(1, min(num_threads(), n // min_items))
-    keep = -(-n // parts_est) * item_bytes <= MAX_COL_BYTES and n * item_bytes <= MAX_KEPT_BYTES // 2
+    parts = plan(n, min_items)[1]
+    keep = -(-n // parts) * item_bytes <= MAX_COL_BYTES and n * item_bytes <= MAX_KEPT_BYTES // 2
     kept = {}
 
     def part(lo, hi, p):

@@ -25,6 +25,7 @@ caller, in the same part order.
 """
 import _thread
 import ctypes
+import itertools
 import os
 import threading
 
@@ -267,29 +268,53 @@ def split(n, parts):
     return bounds
 
 
+# Parts per thread. The threads take parts in order as they come free, so
+# with several parts each, a thread that starts late (a wake-up costs 50-150
+# us in a VM) or runs on a core the host slows down would take fewer. Which
+# part a thread runs varies; what each part computes does not. Measured on
+# the book model, 2 or 3 were slower than 1: smaller GEMMs and more NumPy
+# calls (each a chance to wait for the GIL) cost more than the balance gains.
+PARTS_PER_THREAD = 1
+
+
+def plan(n, min_per_part=1):
+    """``(threads, parts)`` that :func:`parallel` uses for ``n`` items."""
+    most = max(1, n // max(1, min_per_part))
+    threads = max(1, min(num_threads(), most))
+    if threads == 1:
+        return 1, 1
+    return threads, min(most, threads * PARTS_PER_THREAD)
+
+
 def parallel(n, fn, min_per_part=1):
     """Run ``fn(lo, hi, part)`` over contiguous parts of range(n); returns the part count.
 
-    Part ``k`` always covers the same range for the same ``n``, so per-part
-    results can be combined in order for bit-identical runs. Parts get at
-    least ``min_per_part`` items; a single part runs in the caller. If the
-    pool is already in use (an op called from another Python thread, or from
-    inside a part), this call runs its parts one after another in the caller.
+    Part ``k`` always covers the same range for the same ``n`` (and thread
+    count), so per-part results combined in part order are bit-identical from
+    run to run, whichever thread ran which part. Parts get at least
+    ``min_per_part`` items; a single part runs in the caller. If the pool is
+    already in use (an op called from another Python thread, or from inside a
+    part), this call runs its parts one after another in the caller.
     """
-    parts = max(1, min(num_threads(), n // max(1, min_per_part)))
+    threads, parts = plan(n, min_per_part)
     bounds = split(n, parts)
     if parts == 1:
         fn(0, n, 0)
         return 1
-    pool = _get_pool(parts)
+    pool = _get_pool(threads)
     if not pool.busy.acquire(False):
         for k, (lo, hi) in enumerate(bounds):
             fn(lo, hi, k)
         return parts
     try:
-        def run(k):
-            lo, hi = bounds[k]
-            fn(lo, hi, k)
+        claim = itertools.count()  # next() is atomic under the GIL
+
+        def run(_):
+            for k in iter(claim.__next__, None):
+                if k >= parts:
+                    return
+                lo, hi = bounds[k]
+                fn(lo, hi, k)
         started = []
         try:
             for w in pool.workers:
