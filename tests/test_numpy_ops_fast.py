@@ -8,7 +8,7 @@ the threaded code is what runs here. No timing in this file.
 import numpy as np
 import pytest
 
-from minicnn.backend import cpu_buffers, cpu_fast, cpu_threads, numpy_ops as ops
+from minicnn.backend import cpu_buffers, cpu_fast, cpu_numba, cpu_threads, numpy_ops as ops
 
 
 @pytest.fixture
@@ -22,6 +22,19 @@ def split(monkeypatch):
     cpu_threads.set_num_threads(3)
     yield
     cpu_threads.set_num_threads(old)
+
+
+@pytest.fixture(params=["numpy", "numba"])
+def path(request, monkeypatch):
+    """Run a test through the NumPy fast paths, then through the compiled
+    (Numba) kernels when Numba is installed, down to the smallest arrays."""
+    if request.param == "numpy":
+        monkeypatch.setattr(cpu_numba, "AVAILABLE", False)
+    elif not cpu_numba.AVAILABLE:
+        pytest.skip("numba is not installed")
+    else:
+        monkeypatch.setattr(cpu_fast, "NB_MIN_ELEMS", 0)
+    return request.param
 
 
 def conv_pads(size, k, s, padding):
@@ -106,7 +119,7 @@ def case_pads(x_shape, k_shape, strides, padding):
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("x_shape, k_shape, strides, padding", CONV_CASES)
-def test_conv_fast_matches_loops_and_reference(split, dtype, x_shape, k_shape, strides, padding):
+def test_conv_fast_matches_loops_and_reference(split, path, dtype, x_shape, k_shape, strides, padding):
     rng = np.random.default_rng(0)
     x = rng.standard_normal(x_shape).astype(dtype)
     w = rng.standard_normal(k_shape).astype(dtype)
@@ -160,7 +173,7 @@ def test_conv_book_shapes_over_real_thread_counts():
             np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4 * np.abs(b).max())
 
 
-def test_returned_arrays_are_not_reused(split):
+def test_returned_arrays_are_not_reused(split, path):
     """Two layers with the same shapes: the second call must not overwrite what
     the first returned (layers hold these until their backward pass)."""
     rng = np.random.default_rng(2)
@@ -211,7 +224,7 @@ POOL_CASES = [
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("pool, shape", POOL_CASES)
 @pytest.mark.parametrize("data", ["random", "ties"])
-def test_tiled_maxpool_matches_loops_and_reference(split, dtype, pool, shape, data):
+def test_tiled_maxpool_matches_loops_and_reference(split, path, dtype, pool, shape, data):
     rng = np.random.default_rng(3)
     if data == "random":
         x = rng.standard_normal(shape).astype(dtype)
@@ -239,7 +252,7 @@ def test_tiled_maxpool_matches_loops_and_reference(split, dtype, pool, shape, da
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("shape", [(3, 5, 4, 7), (1, 1, 1, 2), (37, 9)])
 @pytest.mark.parametrize("activation, has_bias", [("relu", True), ("relu", False), ("linear", True)])
-def test_bias_act_fast_matches_reference(split, dtype, shape, activation, has_bias):
+def test_bias_act_fast_matches_reference(split, path, dtype, shape, activation, has_bias):
     rng = np.random.default_rng(4)
     z = rng.standard_normal(shape).astype(dtype)
     b = rng.standard_normal(shape[-1]).astype(dtype) if has_bias else None
@@ -281,7 +294,7 @@ def test_dense_fast_matches_reference(split, dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-def test_rmsprop_fast_is_bit_identical(dtype):
+def test_rmsprop_fast_is_bit_identical(path, dtype):
     rng = np.random.default_rng(7)
     p1 = rng.standard_normal((5, 3)).astype(dtype)
     v1 = np.abs(rng.standard_normal((5, 3))).astype(dtype)
@@ -377,7 +390,7 @@ def test_scratch_is_per_thread():
 
 
 @pytest.mark.parametrize("rows_first_c", [1, 20])
-def test_kept_patches_are_checked_against_x(rows_first_c):
+def test_kept_patches_are_checked_against_x(path, rows_first_c):
     """Backward reuses forward's patch matrix only while x holds the same bits."""
     rng = np.random.default_rng(9)
     x = rng.standard_normal((6, 9, 8, rows_first_c)).astype(np.float32)
@@ -431,3 +444,51 @@ def test_fresh_reuses_memory_only_when_unreferenced():
     small = cpu_buffers.fresh((3, 3), np.float32)
     assert small.shape == (3, 3)
     cpu_buffers.clear_pooled()
+
+
+@pytest.mark.skipif(not cpu_numba.AVAILABLE, reason="numba is not installed")
+def test_compiled_kernels_give_the_reference_bits():
+    """im2col/col2im, pooling, ReLU backward and RMSprop: bit for bit (float32)."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((3, 7, 6, 4)).astype(np.float32)
+    for kh, kw, sh, sw, pads in ((3, 3, 1, 1, (0, 0, 0, 0)), (3, 2, 2, 1, (1, 1, 0, 1)),
+                                 (2, 3, 3, 2, (0, 1, 1, 1))):
+        oh = (7 + pads[0] + pads[1] - kh) // sh + 1
+        ow = (6 + pads[2] + pads[3] - kw) // sw + 1
+        col = np.empty((3 * oh * ow, kh * kw * 4), np.float32)
+        cpu_numba.im2col(x, kh, kw, sh, sw, pads[0], pads[2], oh, ow, col)
+        np.testing.assert_array_equal(col, ops._im2col(x, kh, kw, (sh, sw), pads).reshape(col.shape))
+        colt = np.empty(col.T.shape, np.float32)
+        cpu_numba.im2col_t(x, kh, kw, sh, sw, pads[0], pads[2], oh, ow, colt)
+        np.testing.assert_array_equal(colt, col.T)
+        dcol = rng.standard_normal(col.shape).astype(np.float32)
+        dx = np.empty_like(x)
+        cpu_numba.col2im(dcol, kh, kw, sh, sw, pads[0], pads[2], oh, ow, dx)
+        want = ops._col2im(dcol.reshape(3, oh, ow, kh, kw, 4), x.shape, (sh, sw), pads)
+        assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
+
+    # pooling with NaNs and ties behaves like the reference's strict-> scan
+    xp = np.maximum(rng.integers(-2, 3, (2, 6, 7, 3)), 0).astype(np.float32)
+    xp[0, 0, 0, 0] = np.nan
+    xp[1, 2, 3, 1] = np.nan
+    y = np.empty((2, 3, 3, 3), np.float32)
+    arg = np.empty(y.shape, np.int32)
+    cpu_numba.pool_forward(xp, 2, 2, y, arg)
+    ry, rarg = ops.maxpool_forward_reference(xp, (2, 2), (2, 2), (0, 0, 0, 0))
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(arg, rarg)
+
+    a = np.maximum(rng.standard_normal((40, 12)), 0).astype(np.float32)
+    da = rng.standard_normal((40, 12)).astype(np.float32)
+    dz = np.empty_like(da)
+    partial = np.empty((cpu_numba.DB_CHUNKS, 12), np.float32)
+    cpu_numba.relu_backward(da, a, dz, partial, True)
+    rdz, rdb = ops.bias_act_backward_reference(da, a, "relu", True)
+    np.testing.assert_array_equal(dz, rdz)
+    np.testing.assert_allclose(partial.sum(axis=0), rdb, rtol=1e-5, atol=1e-5)
+
+
+def test_numba_is_optional(monkeypatch):
+    """Without Numba every op still takes a fast NumPy path."""
+    monkeypatch.setattr(cpu_numba, "AVAILABLE", False)
+    assert not cpu_numba.usable(np.zeros(3, np.float32))

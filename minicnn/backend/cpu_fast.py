@@ -29,8 +29,9 @@ from collections import OrderedDict
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from . import cpu_numba as _nb
 from .cpu_buffers import fresh, scratch
-from .cpu_threads import ops_region, parallel, plan
+from .cpu_threads import num_threads, ops_region, parallel, plan
 
 # A part smaller than this many output values is not worth a thread hand-off
 # (about 10 microseconds); small ops run in the caller.
@@ -42,6 +43,8 @@ CHUNK_ELEMS = 1 << 18
 # im2col puts KH*KW*C on the fast axis when KW*C is at least this, else the
 # output pixels (long contiguous runs either way; C=1 inputs need the latter).
 MIN_INNER_FOR_ROW_PATCHES = 16
+# The compiled kernels (cpu_numba) take arrays from this many values up.
+NB_MIN_ELEMS = 1 << 12
 # A thread builds the patch matrix for at most this many bytes of it at a
 # time (a big inference batch goes through in slices): bounds the scratch
 # memory without shrinking the GEMMs of a training batch.
@@ -92,12 +95,12 @@ def _patch_view(xp, kh, kw, strides, oh, ow, rows_first):
 def _im2col(xs, kh, kw, strides, pads, oh, ow, rows_first, out=None):
     """The patch matrix of xs, (P, K) if rows_first else (K, P): in per-thread
     scratch, or in ``out`` (a C-contiguous array of the right size) if given."""
+    m, c = xs.shape[0], xs.shape[3]
+    p, k = m * oh * ow, kh * kw * c
     xp = _padded(xs, pads, 0)
     view = _patch_view(xp, kh, kw, strides, oh, ow, rows_first)
     col = scratch(("col", rows_first), view.shape, xs.dtype) if out is None else out.reshape(view.shape)
     np.copyto(col, view)
-    m, c = xs.shape[0], xs.shape[3]
-    p, k = m * oh * ow, kh * kw * c
     return col.reshape(p, k) if rows_first else col.reshape(k, p)
 
 
@@ -200,6 +203,8 @@ def _claim(key, x):
 
 def _same_bits(a, b):
     u = np.dtype("u%d" % a.itemsize)
+    if _nb.AVAILABLE and a.flags.c_contiguous and b.flags.c_contiguous:
+        return a.shape == b.shape and _nb.same_bits(a.reshape(-1).view(u), b.reshape(-1).view(u))
     return np.array_equal(a.view(u), b.view(u))
 
 
@@ -220,6 +225,8 @@ def clear_kept():
 # convolution
 # ----------------------------------------------------------------------------
 def conv2d_forward(x, w, strides, pads):
+    if _nb.usable(x, w):
+        return _conv2d_forward_nb(x, w, strides, pads)
     n, h, wd, c = x.shape
     kh, kw, _, f = w.shape
     oh, ow = conv_out_size(h, wd, kh, kw, strides, pads)
@@ -257,6 +264,8 @@ def conv2d_forward(x, w, strides, pads):
 
 
 def conv2d_backward(dy, x, w, strides, pads, need_dx=True):
+    if _nb.usable(dy, x, w):
+        return _conv2d_backward_nb(dy, x, w, strides, pads, need_dx)
     n, h, wd, c = x.shape
     kh, kw, _, f = w.shape
     oh, ow = dy.shape[1], dy.shape[2]
@@ -303,6 +312,128 @@ def conv2d_backward(dy, x, w, strides, pads, need_dx=True):
     for p in range(1, parts):
         dw += dws[p]
     return dx, dw.reshape(w.shape)
+
+
+# ----------------------------------------------------------------------------
+# convolution with the compiled kernels (float32, Numba available)
+# ----------------------------------------------------------------------------
+def _gemm_rows(a, b, out):
+    """out = a @ b with a's rows split over the threads (one GEMM per part)."""
+    m = a.shape[0]
+
+    def part(lo, hi, p):
+        np.matmul(a[lo:hi], b, out=out[lo:hi])
+
+    parallel(m, part, max(1, -(-(1 << 21) // max(1, a.shape[1] * b.shape[1]))))
+
+
+def _gemm_tn(a, b, dtype):
+    """a.T @ b, the rows of a and b split over the threads; partial products
+    are summed in part order (same bits every run)."""
+    m = a.shape[0]
+    outs = {}
+
+    def part(lo, hi, p):
+        outs[p] = np.matmul(a[lo:hi].T, b[lo:hi])
+
+    parts = parallel(m, part, max(1, -(-(1 << 21) // max(1, a.shape[1] * b.shape[1]))))
+    total = outs[0]
+    for p in range(1, parts):
+        total += outs[p]
+    return total.astype(dtype, copy=False)
+
+
+def _nb_im2col(x, kh, kw, strides, pads, oh, ow, rows_first, col):
+    """col = the patch matrix of x, (P, K) if rows_first else (K, P), compiled."""
+    _nb.set_threads(num_threads())
+    if rows_first:
+        _nb.im2col(x, kh, kw, strides[0], strides[1], pads[0], pads[2], oh, ow, col)
+    else:
+        _nb.im2col_t(x, kh, kw, strides[0], strides[1], pads[0], pads[2], oh, ow, col)
+    return col
+
+
+def _conv2d_forward_nb(x, w, strides, pads):
+    """im2col (compiled, all cores), then one GEMM split over the threads."""
+    n, h, wd, c = x.shape
+    kh, kw, _, f = w.shape
+    oh, ow = conv_out_size(h, wd, kh, kw, strides, pads)
+    k = kh * kw * c
+    rows = n * oh * ow
+    rows_first = _rows_first(kw, c)
+    shape = (rows, k) if rows_first else (k, rows)
+    w2 = w.reshape(k, f)
+    y = fresh((n, oh, ow, f), x.dtype)
+    keep = rows * k * x.itemsize <= MAX_KEPT_BYTES // 2
+    if keep:
+        buf = _take((rows * k,), x.dtype)
+        col = buf.reshape(shape)
+    elif rows * k * x.itemsize > MAX_COL_BYTES * num_threads():
+        return _conv2d_forward_nb_sliced(x, w, strides, pads, oh, ow, y)
+    else:
+        col = scratch(("col", rows_first), shape, x.dtype)
+    _nb_im2col(x, kh, kw, strides, pads, oh, ow, rows_first, col)
+    with ops_region:
+        _gemm_rows(col if rows_first else col.T, w2, y.reshape(rows, f))
+    if keep:
+        cp = _take(x.shape, x.dtype)
+        np.copyto(cp, x)
+        _keep(_kept_key(x, kh, kw, strides, pads, "nb"), _Kept(x, {0: (0, n, buf, cp)}))
+    return y
+
+
+def _conv2d_forward_nb_sliced(x, w, strides, pads, oh, ow, y):
+    """A big (inference) batch: im2col + GEMM a slice of the batch at a time."""
+    n, kh, kw, c, f = x.shape[0], w.shape[0], w.shape[1], x.shape[3], w.shape[3]
+    k = kh * kw * c
+    rows_first = _rows_first(kw, c)
+    w2 = w.reshape(k, f)
+    y2 = y.reshape(-1, f)
+    per = oh * ow
+    for a, b in _slices(0, n, per * k * x.itemsize, MAX_COL_BYTES * num_threads()):
+        rows = (b - a) * per
+        col = scratch(("col", rows_first), (rows, k) if rows_first else (k, rows), x.dtype)
+        _nb_im2col(x[a:b], kh, kw, strides, pads, oh, ow, rows_first, col)
+        with ops_region:
+            _gemm_rows(col if rows_first else col.T, w2, y2[a * per:b * per])
+    return y
+
+
+def _conv2d_backward_nb(dy, x, w, strides, pads, need_dx):
+    """dW = P^T dY and dP = dY W^T as GEMMs split over the threads; P kept from
+    the forward pass when x is bit-for-bit unchanged; dx = col2im(dP), compiled."""
+    n, h, wd, c = x.shape
+    kh, kw, _, f = w.shape
+    oh, ow = dy.shape[1], dy.shape[2]
+    k = kh * kw * c
+    rows = n * oh * ow
+    rows_first = _rows_first(kw, c)
+    shape = (rows, k) if rows_first else (k, rows)
+    w2 = w.reshape(k, f)
+    dy2 = dy.reshape(rows, f)
+    entry = _claim(_kept_key(x, kh, kw, strides, pads, "nb"), x)
+    try:
+        col = None
+        if entry is not None:
+            _, _, buf, cp = entry.parts[0]
+            if _same_bits(x, cp):
+                col = buf.reshape(shape)
+        if col is None:
+            col = _nb_im2col(x, kh, kw, strides, pads, oh, ow, rows_first,
+                             scratch(("col", rows_first), shape, x.dtype))
+        with ops_region:
+            dw = _gemm_tn(col if rows_first else col.T, dy2, x.dtype).reshape(w.shape)
+            if not need_dx:
+                return None, dw
+            dcol = scratch(("dcol", True), (rows, k), x.dtype)
+            _gemm_rows(dy2, w2.T, dcol)
+    finally:
+        if entry is not None:
+            _recycle(entry)
+    dx = fresh(x.shape, x.dtype)
+    _nb.set_threads(num_threads())
+    _nb.col2im(dcol, kh, kw, strides[0], strides[1], pads[0], pads[2], oh, ow, dx)
+    return dx, dw
 
 
 def _col2im_part(dyp, w, dxs, strides, pads, oh, ow, rows_first):
@@ -400,6 +531,10 @@ def bias_act_forward(z, b, activation):
     reps = z2.shape[1] // z.shape[-1]
     bt = None if b is None else (np.tile(b, reps) if reps > 1 else b)  # bias for one whole row
     relu = activation == "relu"
+    if z.size >= NB_MIN_ELEMS and _nb.usable(z) and (bt is None or _nb.usable(bt)):
+        _nb.set_threads(num_threads())
+        _nb.bias_relu(z2, bt if bt is not None else z2[0], bt is not None, relu)
+        return z
     step = max(1, CHUNK_ELEMS // z2.shape[1])
 
     def part(lo, hi, p):
@@ -426,6 +561,16 @@ def bias_act_backward(da, a, activation, has_bias):
         a2 = _rows(a)
     else:
         dz, dz2 = da, da2
+    if da.size >= NB_MIN_ELEMS and _nb.usable(da) and (not relu or _nb.usable(a)):
+        _nb.set_threads(num_threads())
+        partial = np.empty((min(_nb.DB_CHUNKS, nrows), width), dtype=da.dtype)
+        _nb.relu_backward(da2, a2 if relu else da2, dz2, partial, relu)
+        db = None
+        if has_bias:
+            db = np.add.reduce(partial, axis=0)
+            if width != f:
+                db = db.reshape(-1, f).sum(axis=0)
+        return dz, db
     step = max(1, CHUNK_ELEMS // width)
     dbs = {}
 
@@ -478,6 +623,10 @@ def maxpool_forward_tiled(x, pool):
     oh, ow = h // ph, w // pw
     y = fresh((n, oh, ow, c), x.dtype)
     argmax = fresh((n, oh, ow, c), np.int32)
+    if _nb.usable(x):
+        _nb.set_threads(num_threads())
+        _nb.pool_forward(x, ph, pw, y, argmax)
+        return y, argmax
     idx_t = np.int8 if ph * pw <= 127 else np.int32
 
     def part(lo, hi, p):
@@ -557,6 +706,10 @@ def maxpool_backward_tiled(dy, argmax, x_shape, pool):
     ph, pw = pool
     oh, ow = dy.shape[1], dy.shape[2]
     dx = fresh(x_shape, dy.dtype)
+    if _nb.usable(dy) and argmax.dtype == np.int32 and argmax.flags.c_contiguous:
+        _nb.set_threads(num_threads())
+        _nb.pool_backward(dy, argmax, ph, pw, dx)
+        return dx
 
     def part(lo, hi, p):
         dxs = dx[lo:hi]
@@ -583,6 +736,9 @@ def maxpool_backward_tiled(dy, argmax, x_shape, pool):
 def rmsprop_update(param, grad, v, lr, rho, eps):
     """The reference's arithmetic in the same order (same bits), without temporaries."""
     dt = param.dtype.type
+    if _nb.usable(param, grad, v):
+        _nb.rmsprop(param, grad, v, dt(lr), dt(rho), dt(1 - rho), dt(eps))
+        return
     t = scratch(("rms_t",), param.shape, param.dtype)
     np.multiply(grad, dt(1 - rho), out=t)  # (1-rho) g
     t *= grad                              # (1-rho) g g
