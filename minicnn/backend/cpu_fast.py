@@ -31,7 +31,7 @@ from numpy.lib.stride_tricks import as_strided
 
 from . import cpu_numba as _nb
 from .cpu_buffers import fresh, scratch
-from .cpu_threads import num_threads, ops_region, parallel, plan
+from .cpu_threads import num_threads, ops_region, parallel, plan, split
 
 # A part smaller than this many output values is not worth a thread hand-off
 # (about 10 microseconds); small ops run in the caller.
@@ -317,26 +317,73 @@ def conv2d_backward(dy, x, w, strides, pads, need_dx=True):
 # ----------------------------------------------------------------------------
 # convolution with the compiled kernels (float32, Numba available)
 # ----------------------------------------------------------------------------
+def _blas_operand(v):
+    """(transpose flag, leading dimension) of a 2-D view for row-major cblas,
+    or None when neither v nor v.T is C-contiguous."""
+    if v.flags.c_contiguous:
+        return 111, v.shape[1]
+    if v.T.flags.c_contiguous:
+        return 112, v.shape[0]
+    return None
+
+
 def _gemm_rows(a, b, out):
     """out = a @ b with a's rows split over the threads (one GEMM per part)."""
     m = a.shape[0]
+    min_rows = max(1, -(-(1 << 21) // max(1, a.shape[1] * b.shape[1])))
+    oa, ob = _blas_operand(a), _blas_operand(b)
+    if _nb.GEMM and a.dtype == b.dtype == out.dtype == np.float32 and out.flags.c_contiguous \
+            and oa and ob:
+        parts = plan(m, min_rows)[1]
+        bounds = np.array(split(m, parts), dtype=np.int64)
+        lo, hi = bounds[:, 0], bounds[:, 1]
+        step_a = oa[1] * 4 if oa[0] == 111 else 4   # bytes from one row of op(a) to the next
+        a_ptrs = a.ctypes.data + lo * step_a
+        c_ptrs = out.ctypes.data + lo * out.shape[1] * 4
+        b_ptrs = np.full(parts, b.ctypes.data, dtype=np.int64)
+        ks = np.full(parts, a.shape[1], dtype=np.int64)
+        _nb.set_threads(num_threads())
+        _nb.gemm_parts(oa[0], ob[0], hi - lo, b.shape[1], ks, a_ptrs, oa[1], b_ptrs, ob[1], c_ptrs,
+                       out.shape[1])
+        return
 
     def part(lo, hi, p):
         np.matmul(a[lo:hi], b, out=out[lo:hi])
 
-    parallel(m, part, max(1, -(-(1 << 21) // max(1, a.shape[1] * b.shape[1]))))
+    parallel(m, part, min_rows)
 
 
 def _gemm_tn(a, b, dtype):
     """a.T @ b, the rows of a and b split over the threads; partial products
     are summed in part order (same bits every run)."""
     m = a.shape[0]
+    min_rows = max(1, -(-(1 << 21) // max(1, a.shape[1] * b.shape[1])))
+    oa = _blas_operand(a)
+    if _nb.GEMM and a.dtype == b.dtype == np.float32 and b.flags.c_contiguous and oa:
+        parts = plan(m, min_rows)[1]
+        bounds = np.array(split(m, parts), dtype=np.int64)
+        lo, hi = bounds[:, 0], bounds[:, 1]
+        k, n = a.shape[1], b.shape[1]
+        outs = np.empty((parts, k, n), dtype=np.float32)
+        if oa[0] == 111:    # a (m, k) row-major: a[lo:hi].T is op = T of its rows
+            ta, a_ptrs = 112, a.ctypes.data + lo * oa[1] * 4
+        else:               # a = c.T, c (k, m) row-major: a[lo:hi].T = c[:, lo:hi]
+            ta, a_ptrs = 111, a.ctypes.data + lo * 4
+        b_ptrs = b.ctypes.data + lo * n * 4
+        c_ptrs = outs.ctypes.data + np.arange(parts, dtype=np.int64) * (k * n * 4)
+        _nb.set_threads(num_threads())
+        _nb.gemm_parts(ta, 111, np.full(parts, k, dtype=np.int64), n, hi - lo, a_ptrs, oa[1], b_ptrs, n,
+                       c_ptrs, n)
+        total = outs[0].copy()
+        for p in range(1, parts):
+            total += outs[p]
+        return total
     outs = {}
 
     def part(lo, hi, p):
         outs[p] = np.matmul(a[lo:hi].T, b[lo:hi])
 
-    parts = parallel(m, part, max(1, -(-(1 << 21) // max(1, a.shape[1] * b.shape[1]))))
+    parts = parallel(m, part, min_rows)
     total = outs[0]
     for p in range(1, parts):
         total += outs[p]

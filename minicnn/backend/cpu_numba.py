@@ -35,9 +35,43 @@ try:
 except ImportError:  # pragma: no cover - exercised on machines without numba
     numba = None
     AVAILABLE = False
+GEMM = False
 
 # The bias gradient is summed over this many fixed row chunks, then in order.
 DB_CHUNKS = 16
+
+
+def _find_sgemm():
+    """NumPy's own OpenBLAS cblas_sgemm as a ctypes function, or None.
+
+    Calling it from a Numba ``prange`` runs the convolutions' GEMMs on the
+    same threads as the other kernels: one thread pool, no GIL, no Python
+    thread to wake (two pools, Numba's spinning OpenMP threads and our Python
+    workers, were measured to slow each other's GEMMs down by a third). Only
+    NumPy's bundled scipy-openblas is looked for; any other BLAS keeps the
+    Python-thread GEMMs."""
+    import ctypes
+    try:
+        from .cpu_threads import _Blas
+        paths = _Blas._openblas_paths()
+    except Exception:
+        return None
+    for path in paths:
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name, int_t in (("scipy_cblas_sgemm64_", ctypes.c_int64), ("cblas_sgemm64_", ctypes.c_int64),
+                            ("scipy_cblas_sgemm", ctypes.c_int), ("cblas_sgemm", ctypes.c_int)):
+            fn = getattr(lib, name, None)
+            if fn is None:
+                continue
+            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, int_t, int_t, int_t, ctypes.c_float,
+                           ctypes.c_void_p, int_t, ctypes.c_void_p, int_t, ctypes.c_float,
+                           ctypes.c_void_p, int_t]
+            fn.restype = None
+            return fn
+    return None
 
 
 def usable(*arrays):
@@ -201,6 +235,18 @@ if AVAILABLE:
                 for ww in range(w):
                     for ch in range(c):
                         dx[b, hh, ww, ch] = acc[hh + top, ww + left, ch]
+
+    _sgemm = _find_sgemm() if os.environ.get("MINICNN_NUMBA_GEMM", "1") != "0" else None
+    GEMM = _sgemm is not None
+
+    if GEMM:
+        @njit(parallel=True, nogil=True, cache=False)
+        def gemm_parts(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
+            """One row-major sgemm per part, the parts on all threads:
+            C_p (ms[p] x n) = op(A_p) @ op(B_p), K = ks[p]; 111 = no transpose."""
+            for p in prange(ms.shape[0]):
+                _sgemm(101, ta, tb, ms[p], n, ks[p], np.float32(1), a_ptrs[p], lda, b_ptrs[p], ldb,
+                       np.float32(0), c_ptrs[p], ldc)
 
     @njit(**_jit)
     def same_bits(a, b):
