@@ -428,21 +428,21 @@ def test_kept_patches_stay_bounded(monkeypatch):
 
 
 def test_fresh_reuses_memory_only_when_unreferenced():
+    cpu_buffers.clear_pooled()
     shape = (300, 300)  # 360 kB: pooled
     a = cpu_buffers.fresh(shape, np.float32)
     a_id = id(a)
-    b = cpu_buffers.fresh(shape, np.float32)
-    assert b is not a and not np.shares_memory(a, b)
     view = a[10:20]
     del a
-    c = cpu_buffers.fresh(shape, np.float32)
-    assert id(c) != a_id and not np.shares_memory(c, view)  # a view keeps its base in use
+    b = cpu_buffers.fresh(shape, np.float32)
+    assert id(b) != a_id and not np.shares_memory(b, view)  # a view keeps its base in use
     del view
-    d = cpu_buffers.fresh(shape, np.float32)
-    assert id(d) == a_id  # nobody holds it any more: recycled
+    c = cpu_buffers.fresh(shape, np.float32)
+    assert id(c) == a_id  # nobody holds it any more: recycled
+    assert not np.shares_memory(c, b)
+    d = cpu_buffers.fresh(shape, np.float32)  # b and c are held: a new one
     assert not np.shares_memory(d, b) and not np.shares_memory(d, c)
-    small = cpu_buffers.fresh((3, 3), np.float32)
-    assert small.shape == (3, 3)
+    assert cpu_buffers.fresh((3, 3), np.float32).shape == (3, 3)
     cpu_buffers.clear_pooled()
 
 
@@ -492,3 +492,16 @@ def test_numba_is_optional(monkeypatch):
     """Without Numba every op still takes a fast NumPy path."""
     monkeypatch.setattr(cpu_numba, "AVAILABLE", False)
     assert not cpu_numba.usable(np.zeros(3, np.float32))
+
+
+def test_conv_forward_in_slices(path, monkeypatch):
+    """A big (inference) batch goes through im2col + GEMM a slice at a time."""
+    monkeypatch.setattr(cpu_fast, "MAX_COL_BYTES", 2000)
+    monkeypatch.setattr(cpu_fast, "MAX_KEPT_ENTRY_BYTES", 0)
+    rng = np.random.default_rng(12)
+    for c in (1, 20):
+        x = rng.standard_normal((9, 7, 6, c)).astype(np.float32)
+        w = rng.standard_normal((3, 3, c, 4)).astype(np.float32)
+        pads = (1, 1, 1, 1)
+        np.testing.assert_allclose(ops.conv2d_forward(x, w, (1, 1), pads),
+                                   ops.conv2d_forward_reference(x, w, (1, 1), pads), rtol=1e-4, atol=1e-4)

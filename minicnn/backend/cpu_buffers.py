@@ -20,7 +20,7 @@ from collections import OrderedDict
 
 import numpy as np
 
-MAX_BYTES = 48 << 20  # per thread; a book-model training step uses about 10 MiB
+MAX_BYTES = 32 << 20  # per thread; a book-model training step uses about 10 MiB
 
 _local = threading.local()
 
@@ -96,9 +96,10 @@ def clear():
 # pool's own reference is the only one left: no layer, no view (a view holds
 # its base), no user variable can still see it. Otherwise a new one is made.
 MIN_POOLED_BYTES = 256 << 10   # below this, glibc serves np.empty from its heap anyway
-MAX_POOLED_BYTES = 16 << 20    # above this, the page faults are small next to the work
-MAX_POOLED_PER_SHAPE = 3
-_pooled = {}
+MAX_POOLED_BYTES = 8 << 20     # above this, the page faults are small next to the work
+MAX_POOLED_PER_SHAPE = 2
+MAX_POOLED_TOTAL = 48 << 20    # all shapes together; least recently used shapes dropped first
+_pooled = OrderedDict()
 _pooled_lock = threading.Lock()
 
 
@@ -113,7 +114,10 @@ def fresh(shape, dtype):
         return np.empty(shape, dtype)
     key = (shape, dtype.str)
     with _pooled_lock:
-        arrays = _pooled.setdefault(key, [])
+        arrays = _pooled.get(key)
+        if arrays is None:
+            arrays = _pooled[key] = []
+        _pooled.move_to_end(key)
         for i in range(len(arrays)):
             # 2 = the list's reference + getrefcount's argument: nobody else has it
             if sys.getrefcount(arrays[i]) == 2:
@@ -124,6 +128,10 @@ def fresh(shape, dtype):
         arrays.append(a)
         if len(arrays) > MAX_POOLED_PER_SHAPE:
             del arrays[0]  # forget the oldest; whoever holds it keeps it
+        total = sum(x.nbytes for v in _pooled.values() for x in v)
+        while total > MAX_POOLED_TOTAL and len(_pooled) > 1:
+            _, old = _pooled.popitem(last=False)
+            total -= sum(x.nbytes for x in old)
         return a
 
 

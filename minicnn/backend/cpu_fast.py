@@ -139,9 +139,11 @@ def conv_out_size(h, w, kh, kw, strides, pads):
 # only after checking, bit for bit, that x still holds what forward saw (same
 # array, same geometry, same bytes); otherwise it rebuilds them as usual. The
 # check costs a compare of x (1/9 of the patch matrix for a 3x3 kernel).
-# Kept: batches whose patches fit one slice per part, at most MAX_KEPT_BYTES
-# in all (oldest dropped); their buffers are recycled.
-MAX_KEPT_BYTES = 48 << 20
+# Kept: patch matrices up to MAX_KEPT_ENTRY_BYTES (a training batch; an
+# inference batch is not kept), at most MAX_KEPT_BYTES in all (oldest
+# dropped); their buffers are recycled.
+MAX_KEPT_BYTES = 32 << 20
+MAX_KEPT_ENTRY_BYTES = 12 << 20  # a training batch's patches (8.5 MiB for the book's conv2)
 _kept = OrderedDict()  # (id(x), geometry) -> _Kept
 _kept_bytes = 0
 _recycled = {}         # (shape, dtype) -> [arrays]
@@ -239,7 +241,7 @@ def conv2d_forward(x, w, strides, pads):
     item_bytes = rows * k * x.itemsize
     min_items = _min_items(rows * max(f, k))
     parts = plan(n, min_items)[1]
-    keep = -(-n // parts) * item_bytes <= MAX_COL_BYTES and n * item_bytes <= MAX_KEPT_BYTES // 2
+    keep = -(-n // parts) * item_bytes <= MAX_COL_BYTES and n * item_bytes <= MAX_KEPT_ENTRY_BYTES
     kept = {}
 
     def part(lo, hi, p):
@@ -411,7 +413,7 @@ def _conv2d_forward_nb(x, w, strides, pads):
     shape = (rows, k) if rows_first else (k, rows)
     w2 = w.reshape(k, f)
     y = fresh((n, oh, ow, f), x.dtype)
-    keep = rows * k * x.itemsize <= MAX_KEPT_BYTES // 2
+    keep = rows * k * x.itemsize <= MAX_KEPT_ENTRY_BYTES
     if keep:
         buf = _take((rows * k,), x.dtype)
         col = buf.reshape(shape)

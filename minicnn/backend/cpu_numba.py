@@ -42,14 +42,14 @@ DB_CHUNKS = 16
 
 
 def _find_sgemm():
-    """NumPy's own OpenBLAS cblas_sgemm as a ctypes function, or None.
+    """(address, 64-bit ints?) of NumPy's own OpenBLAS cblas_sgemm, or None.
 
     Calling it from a Numba ``prange`` runs the convolutions' GEMMs on the
     same threads as the other kernels: one thread pool, no GIL, no Python
     thread to wake (two pools, Numba's spinning OpenMP threads and our Python
     workers, were measured to slow each other's GEMMs down by a third). Only
-    NumPy's bundled scipy-openblas is looked for; any other BLAS keeps the
-    Python-thread GEMMs."""
+    NumPy's bundled (scipy-)OpenBLAS is looked for; with any other BLAS the
+    GEMMs stay on the Python threads."""
     import ctypes
     try:
         from .cpu_threads import _Blas
@@ -61,16 +61,11 @@ def _find_sgemm():
             lib = ctypes.CDLL(path)
         except OSError:
             continue
-        for name, int_t in (("scipy_cblas_sgemm64_", ctypes.c_int64), ("cblas_sgemm64_", ctypes.c_int64),
-                            ("scipy_cblas_sgemm", ctypes.c_int), ("cblas_sgemm", ctypes.c_int)):
+        for name, wide in (("scipy_cblas_sgemm64_", True), ("cblas_sgemm64_", True),
+                           ("scipy_cblas_sgemm", False), ("cblas_sgemm", False)):
             fn = getattr(lib, name, None)
-            if fn is None:
-                continue
-            fn.argtypes = [ctypes.c_int, ctypes.c_int, ctypes.c_int, int_t, int_t, int_t, ctypes.c_float,
-                           ctypes.c_void_p, int_t, ctypes.c_void_p, int_t, ctypes.c_float,
-                           ctypes.c_void_p, int_t]
-            fn.restype = None
-            return fn
+            if fn is not None:
+                return ctypes.cast(fn, ctypes.c_void_p).value, wide
     return None
 
 
@@ -236,17 +231,41 @@ if AVAILABLE:
                     for ch in range(c):
                         dx[b, hh, ww, ch] = acc[hh + top, ww + left, ch]
 
-    _sgemm = _find_sgemm() if os.environ.get("MINICNN_NUMBA_GEMM", "1") != "0" else None
-    GEMM = _sgemm is not None
-
+    # cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc),
+    # declared to Numba as an external symbol (so the kernels that call it can
+    # be cached on disk); pointers are passed as integers.
+    _found = _find_sgemm() if os.environ.get("MINICNN_NUMBA_GEMM", "1") != "0" else None
+    GEMM = _found is not None
     if GEMM:
-        @njit(parallel=True, nogil=True, cache=False)
+        import llvmlite.binding as _llvm
+        from numba.core import types as _t
+        _WIDE = _found[1]
+        _llvm.add_symbol("minicnn_cblas_sgemm64" if _WIDE else "minicnn_cblas_sgemm32", _found[0])
+
+        def _decl(name, it):
+            return _t.ExternalFunction(name, _t.void(_t.int32, _t.int32, _t.int32, it, it, it, _t.float32,
+                                                     _t.intp, it, _t.intp, it, _t.float32, _t.intp, it))
+        _sgemm64 = _decl("minicnn_cblas_sgemm64", _t.int64)
+        _sgemm32 = _decl("minicnn_cblas_sgemm32", _t.int32)
+
+        @njit(parallel=True, **_jit)
+        def _gemm_parts64(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
+            for p in prange(ms.shape[0]):
+                _sgemm64(101, ta, tb, ms[p], n, ks[p], _ONE, a_ptrs[p], lda, b_ptrs[p], ldb,
+                         _ZERO, c_ptrs[p], ldc)
+
+        @njit(parallel=True, **_jit)
+        def _gemm_parts32(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
+            for p in prange(ms.shape[0]):
+                _sgemm32(101, ta, tb, ms[p], n, ks[p], _ONE, a_ptrs[p], lda, b_ptrs[p], ldb,
+                         _ZERO, c_ptrs[p], ldc)
+
         def gemm_parts(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
             """One row-major sgemm per part, the parts on all threads:
-            C_p (ms[p] x n) = op(A_p) @ op(B_p), K = ks[p]; 111 = no transpose."""
-            for p in prange(ms.shape[0]):
-                _sgemm(101, ta, tb, ms[p], n, ks[p], np.float32(1), a_ptrs[p], lda, b_ptrs[p], ldb,
-                       np.float32(0), c_ptrs[p], ldc)
+            C_p (ms[p] x n) = op(A_p) @ op(B_p) with K = ks[p] (111: as is, 112:
+            transposed). The arrays behind the pointers must stay alive."""
+            (_gemm_parts64 if _WIDE else _gemm_parts32)(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb,
+                                                        c_ptrs, ldc)
 
     @njit(**_jit)
     def same_bits(a, b):
