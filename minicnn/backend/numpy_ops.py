@@ -14,10 +14,13 @@ Two versions of the heavy ops live side by side:
   and readable, correct for every shape and dtype;
 - the FAST paths in :mod:`cpu_fast` (used by the public ops when they apply):
   the same math split over the CPU cores, with scratch buffers reused across
-  steps and fewer passes over memory. The tests hold them to the reference.
+  steps and fewer passes over memory, and one-pass compiled kernels
+  (:mod:`cpu_numba`) when Numba is installed. The tests hold them to the
+  reference.
 
 Set ``MINICNN_CPU_FAST=0`` (or ``numpy_ops.FAST = False``) to run the reference
-code alone, and ``MINICNN_NUM_THREADS`` to choose the thread count.
+code alone, ``MINICNN_NUMBA=0`` to keep Numba out, and ``MINICNN_NUM_THREADS``
+to choose the thread count.
 """
 import os
 
