@@ -505,3 +505,21 @@ def test_conv_forward_in_slices(path, monkeypatch):
         pads = (1, 1, 1, 1)
         np.testing.assert_allclose(ops.conv2d_forward(x, w, (1, 1), pads),
                                    ops.conv2d_forward_reference(x, w, (1, 1), pads), rtol=1e-4, atol=1e-4)
+
+
+def test_ops_work_in_a_forked_child():
+    """After fork() the child cannot use the parent's thread pools: it must
+    still compute (on the NumPy paths), not hang."""
+    import multiprocessing as mp
+    if "fork" not in mp.get_all_start_methods():
+        pytest.skip("no fork on this platform")
+    x = np.random.default_rng(13).standard_normal((64, 13, 13, 32)).astype(np.float32)
+    w = np.ones((3, 3, 32, 8), np.float32)
+    want = ops.conv2d_forward(x, w, (1, 1), (0, 0, 0, 0))  # the parent's pools are warm now
+    with mp.get_context("fork").Pool(1) as pool:
+        got = pool.apply_async(_child_conv, (x, w)).get(timeout=60)
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
+
+
+def _child_conv(x, w):
+    return ops.conv2d_forward(x, w, (1, 1), (0, 0, 0, 0))

@@ -69,6 +69,17 @@ def _find_sgemm():
     return None
 
 
+def _after_fork_in_child():
+    # Numba's OpenMP thread pool does not survive fork(): a child that used
+    # it would hang. Children take the NumPy paths instead.
+    global AVAILABLE, GEMM
+    AVAILABLE = GEMM = False
+
+
+if AVAILABLE and hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
 def usable(*arrays):
     """Kernels take C-contiguous float32 arrays (and compiled Numba)."""
     if not AVAILABLE:
