@@ -1,6 +1,7 @@
 """minicnn (NumPy backend) vs PyTorch on the CPU, side by side: the book's MNIST CNN.
 
     pip install torch==2.13.0      # only for this benchmark; minicnn never imports it
+    pip install numba threadpoolctl  # minicnn's fast CPU path (optional, see RESULTS.md)
     python benchmarks/compare_cpu.py                 # train step + inference, 5 rounds
     python benchmarks/compare_cpu.py --epoch         # + one epoch of real MNIST each (slow)
 
@@ -138,6 +139,8 @@ def worker_minicnn(args, inp):
         ytr = keras.utils.to_categorical(ytr) if hasattr(keras.utils, "to_categorical") \
             else np.eye(10, dtype=np.float32)[ytr]
         yte = np.eye(10, dtype=np.float32)[yte]
+        if hasattr(keras.utils, "set_random_seed"):
+            keras.utils.set_random_seed(0)  # the shuffle order: a reproducible epoch
         model = build()
         t0 = time.perf_counter()
         model.fit(xtr, ytr, epochs=1, batch_size=64, verbose=0)
