@@ -523,3 +523,15 @@ def test_ops_work_in_a_forked_child():
 
 def _child_conv(x, w):
     return ops.conv2d_forward(x, w, (1, 1), (0, 0, 0, 0))
+
+
+def test_trim_drops_only_idle_arrays():
+    cpu_buffers.clear_pooled()
+    held = cpu_buffers.fresh((300, 300), np.float32)
+    idle = cpu_buffers.fresh((300, 300), np.float32)
+    idle_id = id(idle)
+    del idle
+    cpu_buffers.trim()
+    pooled = [a for v in cpu_buffers._pooled.values() for a in v]
+    assert any(a is held for a in pooled) and not any(id(a) == idle_id for a in pooled)
+    cpu_buffers.clear_pooled()

@@ -110,7 +110,12 @@ def fresh(shape, dtype):
     nbytes = dtype.itemsize
     for d in shape:
         nbytes *= d
-    if not MIN_POOLED_BYTES <= nbytes <= MAX_POOLED_BYTES:
+    if nbytes > MAX_POOLED_BYTES:
+        # A big batch (inference, most likely): give back the idle arrays kept
+        # for the training-sized ones first, so that peak memory is not both.
+        trim()
+        return np.empty(shape, dtype)
+    if nbytes < MIN_POOLED_BYTES:
         return np.empty(shape, dtype)
     key = (shape, dtype.str)
     with _pooled_lock:
@@ -138,3 +143,26 @@ def fresh(shape, dtype):
 def clear_pooled():
     with _pooled_lock:
         _pooled.clear()
+
+
+_trim_hooks = []
+
+
+def on_trim(fn):
+    """Register ``fn()`` to run when :func:`trim` runs (other modules' caches)."""
+    _trim_hooks.append(fn)
+    return fn
+
+
+def trim():
+    """Free the pooled arrays that nobody references, and other modules'
+    idle caches. Cheap; the next training step re-fills what it needs."""
+    with _pooled_lock:
+        for key in list(_pooled):
+            arrays = _pooled[key]
+            # 3 = the list's reference, the loop variable, getrefcount's argument
+            arrays[:] = [a for a in arrays if sys.getrefcount(a) > 3]
+            if not arrays:
+                del _pooled[key]
+    for fn in _trim_hooks:
+        fn()

@@ -42,7 +42,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from . import cpu_numba as _nb
-from .cpu_buffers import fresh, scratch
+from .cpu_buffers import fresh, on_trim, scratch
 from .cpu_threads import num_threads, ops_region, parallel, plan, split
 
 # A part smaller than this many output values is not worth a thread hand-off
@@ -167,6 +167,12 @@ class _Kept:
         self.x = x          # keeps x alive, so its id is not reused meanwhile
         self.parts = parts  # part -> (lo, hi, col, copy of x[lo:hi])
         self.nbytes = sum(col.nbytes + cp.nbytes for _, _, col, cp in parts.values())
+
+
+@on_trim
+def _drop_recycled():
+    with _kept_lock:
+        _recycled.clear()
 
 
 def _take(shape, dtype):
