@@ -497,6 +497,7 @@ def test_numba_is_optional(monkeypatch):
 def test_conv_forward_in_slices(path, monkeypatch):
     """A big (inference) batch goes through im2col + GEMM a slice at a time."""
     monkeypatch.setattr(cpu_fast, "MAX_COL_BYTES", 2000)
+    monkeypatch.setattr(cpu_fast, "MAX_NB_SLICE_BYTES", 4000)
     monkeypatch.setattr(cpu_fast, "MAX_KEPT_ENTRY_BYTES", 0)
     rng = np.random.default_rng(12)
     for c in (1, 20):

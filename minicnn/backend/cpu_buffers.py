@@ -164,5 +164,6 @@ def trim():
             arrays[:] = [a for a in arrays if sys.getrefcount(a) > 3]
             if not arrays:
                 del _pooled[key]
+    clear()  # this thread's scratch (arrays in use stay alive with their users)
     for fn in _trim_hooks:
         fn()

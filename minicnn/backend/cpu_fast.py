@@ -61,6 +61,9 @@ NB_MIN_ELEMS = 1 << 16
 # time (a big inference batch goes through in slices): bounds the scratch
 # memory without shrinking the GEMMs of a training batch.
 MAX_COL_BYTES = 8 << 20
+# The compiled path's patch matrix for a big (inference) batch: slices of
+# at most this many bytes (all threads together).
+MAX_NB_SLICE_BYTES = 8 << 20
 # Likewise max pooling works through a big batch in slices whose row maxima
 # take at most this much scratch (a training half-batch is one slice).
 MAX_POOL_BYTES = 2 << 20
@@ -435,7 +438,7 @@ def _conv2d_forward_nb(x, w, strides, pads):
     if keep:
         buf = _take((rows * k,), x.dtype)
         col = buf.reshape(shape)
-    elif rows * k * x.itemsize > MAX_COL_BYTES * num_threads():
+    elif rows * k * x.itemsize > MAX_NB_SLICE_BYTES:
         return _conv2d_forward_nb_sliced(x, w, strides, pads, oh, ow, y)
     else:
         col = scratch(("col", rows_first), shape, x.dtype)
@@ -457,7 +460,7 @@ def _conv2d_forward_nb_sliced(x, w, strides, pads, oh, ow, y):
     w2 = w.reshape(k, f)
     y2 = y.reshape(-1, f)
     per = oh * ow
-    for a, b in _slices(0, n, per * k * x.itemsize, MAX_COL_BYTES * num_threads()):
+    for a, b in _slices(0, n, per * k * x.itemsize, MAX_NB_SLICE_BYTES):
         rows = (b - a) * per
         col = scratch(("col", rows_first), (rows, k) if rows_first else (k, rows), x.dtype)
         _nb_im2col(x[a:b], kh, kw, strides, pads, oh, ow, rows_first, col)
