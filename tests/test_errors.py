@@ -114,3 +114,16 @@ def test_fit_argument_errors():
         m.fit(x, y, verbose=3)
     with pytest.raises(ValueError, match="validation_split"):
         m.fit(x, y, validation_split=1.5)
+
+
+def test_inference_keeps_no_activations_and_backward_needs_training():
+    m = small_model()
+    m.predict(np.zeros((2, 8, 8, 1)))
+    conv = m.layers[0]
+    assert conv._x is None and conv._a is None  # nothing held between predict calls
+    with pytest.raises(RuntimeError, match=r"conv2d\w*: backward\(\) needs a forward\(x, training=True\)"):
+        conv.backward(np.zeros((2, 6, 6, 2), np.float32))
+    pool = MaxPooling2D()
+    pool(np.zeros((1, 4, 4, 1), np.float32))
+    with pytest.raises(RuntimeError, match="training=True"):
+        pool.backward(np.zeros((1, 2, 2, 1), np.float32))

@@ -40,7 +40,7 @@ def check_layer(layer, x_shape, seed=0, distinct=False):
     def loss():
         return float((layer.forward(x.copy()) * r).sum())
 
-    layer.forward(x.copy())
+    layer.forward(x.copy(), training=True)
     dx = layer.backward(r.copy())
     np.testing.assert_allclose(dx, numeric_grad(loss, x), rtol=1e-5, atol=1e-7)
     for w, g in zip(layer.weights, layer.grads):

@@ -190,11 +190,14 @@ class ActivatedLayer(Layer):
 
     def forward(self, x, training=False):
         ops = backend.get_ops()
-        self._x = x
-        self._a = ops.bias_act_forward(self._linear_forward(x), self.bias, self.activation)
-        return self._a
+        a = ops.bias_act_forward(self._linear_forward(x), self.bias, self.activation)
+        # keep what backward needs only when training: in inference, holding
+        # them would keep a whole batch of activations alive between calls
+        self._x, self._a = (x, a) if training else (None, None)
+        return a
 
     def backward(self, dout, need_dx=True):
+        self._require_training_forward()
         dz, db = backend.get_ops().bias_act_backward(dout, self._a, self.activation, self.use_bias)
         return self._backward_from(dz, db, need_dx)
 
@@ -203,8 +206,13 @@ class ActivatedLayer(Layer):
 
         Used by the model for softmax + cross-entropy, whose fused gradient
         with respect to z is simply (p - y) / batch."""
+        self._require_training_forward()
         _, db = backend.get_ops().bias_act_backward(dz, self._a, "linear", self.use_bias)
         return self._backward_from(dz, db, need_dx)
+
+    def _require_training_forward(self):
+        if getattr(self, "_a", None) is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
 
     def _backward_from(self, dz, db, need_dx):
         dx, dkernel = self._linear_backward(dz, need_dx)

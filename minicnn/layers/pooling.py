@@ -24,6 +24,7 @@ class MaxPooling2D(Layer):
         self.pool_size = as_pair(pool_size, "pool_size", self.name)
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides", self.name)
         self.padding = normalize_padding(padding, self.name)
+        self._argmax = None
 
     def compute_output_shape(self, input_shape):
         (oh, ow), _ = window_geometry(input_shape, self.pool_size, self.strides, self.padding,
@@ -37,9 +38,12 @@ class MaxPooling2D(Layer):
 
     def forward(self, x, training=False):
         self._x_shape = x.shape
-        y, self._argmax = backend.get_ops().maxpool_forward(x, self.pool_size, self.strides, self.pads)
+        y, argmax = backend.get_ops().maxpool_forward(x, self.pool_size, self.strides, self.pads)
+        self._argmax = argmax if training else None  # only backward needs it
         return y
 
     def backward(self, dout, need_dx=True):
+        if self._argmax is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
         return backend.get_ops().maxpool_backward(dout, self._argmax, self._x_shape, self.pool_size,
                                                   self.strides, self.pads)
