@@ -30,17 +30,9 @@ EPOCH_IMAGES = 60000  # one MNIST training epoch
 
 
 def book_model():
-    """The book's CNN, compiled as in the book."""
-    model = keras.Sequential([
-        layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10, activation="softmax"),
-    ])
+    """The book's CNN (train_mnist.build_model), compiled as in the book."""
+    from train_mnist import build_model
+    model = build_model()
     model.compile("rmsprop", "categorical_crossentropy", metrics=["accuracy"])
     return model
 

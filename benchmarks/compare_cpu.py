@@ -98,21 +98,13 @@ def timed(fn, n):
 # ----------------------------------------------------------------------------
 def worker_minicnn(args, inp):
     sys.path.insert(0, ROOT)
-    import minicnn as keras
-    from minicnn import backend, layers
+    from minicnn import backend
+    from minicnn.utils import set_random_seed, to_categorical
+    from train_mnist import build_model
     backend.set_backend("numpy")
 
     def build():
-        model = keras.Sequential([
-            layers.Conv2D(32, (3, 3), activation="relu", input_shape=(28, 28, 1)),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.Flatten(),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(10, activation="softmax"),
-        ])
+        model = build_model()  # the book's model, as train_mnist.py builds it
         model.compile(optimizer="rmsprop", loss="categorical_crossentropy", metrics=["accuracy"])
         model.set_weights([inp[k] for k in ("c1", "b1", "c2", "b2", "c3", "b3", "d1", "b4", "d2", "b5")])
         return model
@@ -136,11 +128,9 @@ def worker_minicnn(args, inp):
         xtr, ytr, xte, yte = load_mnist(args.mnist)
         xtr = xtr.reshape(-1, 28, 28, 1).astype(np.float32) / 255
         xte = xte.reshape(-1, 28, 28, 1).astype(np.float32) / 255
-        ytr = keras.utils.to_categorical(ytr) if hasattr(keras.utils, "to_categorical") \
-            else np.eye(10, dtype=np.float32)[ytr]
-        yte = np.eye(10, dtype=np.float32)[yte]
-        if hasattr(keras.utils, "set_random_seed"):
-            keras.utils.set_random_seed(0)  # the shuffle order: a reproducible epoch
+        ytr = to_categorical(ytr, 10)
+        yte = to_categorical(yte, 10)
+        set_random_seed(0)  # the shuffle order: a reproducible epoch
         model = build()
         t0 = time.perf_counter()
         model.fit(xtr, ytr, epochs=1, batch_size=64, verbose=0)
