@@ -80,6 +80,9 @@ class Model(TrainingMixin):
                              f"`build()` or by calling the model on a batch of data before `{what}`, "
                              "or give the first layer an `input_shape`.")
 
+    def _ensure_built_for(self, x_shape):
+        """A functional model is built when it is made (Sequential may defer)."""
+
     @property
     def input_shape(self):
         self._require_built("input_shape")

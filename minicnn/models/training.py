@@ -54,8 +54,7 @@ class TrainingMixin:
         x = np.asarray(x)
         if x.dtype.kind not in "biuf":
             raise TypeError(f"{where}: x must hold numbers. Received dtype {x.dtype}")
-        if hasattr(self, "_ensure_built_for"):
-            self._ensure_built_for(x.shape)
+        self._ensure_built_for(x.shape)
         self._require_built(where)
         expected = self.input_shape
         if tuple(x.shape[1:]) != tuple(expected[1:]) or x.ndim != len(expected):
