@@ -2,30 +2,77 @@
 
 ``apply_gradients([(grad, var), ...])`` updates each variable in place through
 one fused backend op per parameter (one kernel launch on the GPU).
+
+As in Keras 3, an optimizer is built for the variables of its first
+``apply_gradients`` call: its state (RMSprop's mean squares) sits in one slot
+per variable, in that order, and the optimizer holds the variables
+themselves, so a slot can never be handed to another array. A variable it
+was not built for is refused with Keras's advice: make a new optimizer for a
+new model.
 """
+import math
+
+import numpy as np
+
 from . import backend
 
 
+def check_hyperparameter(owner, name, value, low=0.0, high=None, high_open=False):
+    """``value`` as a float, or a ValueError naming ``owner`` and ``name``.
+
+    Accepts Python and NumPy real scalars; refuses bools, NaN, infinities and
+    values below ``low`` (or above ``high``, or equal to it when ``high_open``)."""
+    ok = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
+    v = float(value) if ok else None
+    if ok and math.isfinite(v) and v >= low and (high is None or (v < high if high_open else v <= high)):
+        return v
+    expected = f">= {low:g}" if high is None else f"in [{low:g}, {high:g}{')' if high_open else ']'}"
+    raise ValueError(f"{owner}: `{name}` must be a finite number {expected}. Received: {name}={value!r}")
+
+
 class Optimizer:
-    """Base class: a learning rate and per-variable state."""
+    """Base class: a learning rate, an iteration count and one state slot per variable."""
 
     def __init__(self, learning_rate):
-        if isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float)) or learning_rate <= 0:
-            raise ValueError(f"{type(self).__name__}: learning_rate must be a positive number. "
-                             f"Received: learning_rate={learning_rate!r}")
-        self.learning_rate = float(learning_rate)
+        self.learning_rate = check_hyperparameter(type(self).__name__, "learning_rate", learning_rate)
         self.iterations = 0
+        self._variables = None  # the variables this optimizer was built for, in slot order
 
     def apply_gradients(self, grads_and_vars):
-        """Update each variable in place from its gradient; pairs are (grad, var)."""
-        for grad, var in grads_and_vars:
+        """Update each variable in place from its gradient; pairs are (grad, var).
+
+        Every pair is checked before any variable changes, so a bad call
+        leaves the model as it was."""
+        pairs = list(grads_and_vars)
+        for grad, var in pairs:
             if tuple(grad.shape) != tuple(var.shape):
                 raise ValueError(f"{type(self).__name__}: gradient shape {tuple(grad.shape)} does not "
                                  f"match variable shape {tuple(var.shape)}")
-            self._update(var, grad)
+        if self._variables is None:
+            self._build([var for _, var in pairs])
+        slots = [self._slot_of(var) for _, var in pairs]
+        for (grad, var), slot in zip(pairs, slots):
+            self._update(var, grad, slot)
         self.iterations += 1
 
-    def _update(self, var, grad):
+    def _build(self, variables):
+        self._variables = list(variables)
+        self._create_state(self._variables)
+
+    def _slot_of(self, var):
+        """The slot of ``var``: its position among the variables built for."""
+        for i, known in enumerate(self._variables):
+            if known is var:
+                return i
+        raise ValueError(f"{type(self).__name__}: unknown variable of shape {tuple(var.shape)}. This "
+                         "optimizer can only be called for the variables it was originally built with "
+                         "(those of the model it first trained). When working with a new set of "
+                         "variables, e.g. a second model, you should recreate a new optimizer instance.")
+
+    def _create_state(self, variables):
+        """Make the per-slot state (none for plain SGD)."""
+
+    def _update(self, var, grad, slot):
         raise NotImplementedError
 
 
@@ -37,7 +84,7 @@ class SGD(Optimizer):
     def __init__(self, learning_rate=0.01):
         super().__init__(learning_rate)
 
-    def _update(self, var, grad):
+    def _update(self, var, grad, slot):
         backend.get_ops().sgd_update(var, grad, self.learning_rate)
 
 
@@ -54,20 +101,17 @@ class RMSprop(Optimizer):
 
     def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7):
         super().__init__(learning_rate)
-        if not 0.0 <= rho < 1.0:
-            raise ValueError(f"RMSprop: rho must be in [0, 1). Received: rho={rho!r}")
-        if epsilon < 0:
-            raise ValueError(f"RMSprop: epsilon must be >= 0. Received: epsilon={epsilon!r}")
-        self.rho = float(rho)
-        self.epsilon = float(epsilon)
-        self._velocity = {}  # id(var) -> mean of squared gradients, on the var's device
+        self.rho = check_hyperparameter("RMSprop", "rho", rho, 0.0, 1.0, high_open=True)
+        self.epsilon = check_hyperparameter("RMSprop", "epsilon", epsilon)
+        self._velocities = []  # slot -> mean of squared gradients, on the variable's device
 
-    def _update(self, var, grad):
+    def _create_state(self, variables):
         ops = backend.get_ops()
-        v = self._velocity.get(id(var))
-        if v is None:
-            v = self._velocity[id(var)] = ops.zeros(var.shape, var.dtype)
-        ops.rmsprop_update(var, grad, v, self.learning_rate, self.rho, self.epsilon)
+        self._velocities = [ops.zeros(v.shape, v.dtype) for v in variables]
+
+    def _update(self, var, grad, slot):
+        backend.get_ops().rmsprop_update(var, grad, self._velocities[slot], self.learning_rate,
+                                         self.rho, self.epsilon)
 
 
 _BY_NAME = {"rmsprop": RMSprop, "sgd": SGD}

@@ -55,6 +55,18 @@ def shape_str(shape):
     return str(tuple(shape))
 
 
+def _float_dtype(dtype, layer_name):
+    """The name of a floating-point dtype the backends compute in, else a TypeError."""
+    try:
+        dt = np.dtype("float32" if dtype is None else dtype)
+    except TypeError:
+        dt = None
+    if dt is None or dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+        raise TypeError(f"{layer_name}: `dtype` must be 'float32' or 'float64' (weights and "
+                        f"activations are floating point). Received: dtype={dtype!r}")
+    return dt.name
+
+
 class KerasTensor:
     """A symbolic tensor: a shape (batch dimension None) and the layer call that made it."""
 
@@ -90,7 +102,7 @@ class Layer:
         if name is not None and not isinstance(name, str):
             raise TypeError(f"{type(self).__name__}: name must be a string. Received: name={name!r}")
         self.name = name or unique_name(snake_case(type(self).__name__))
-        self.dtype = np.dtype(dtype).name
+        self.dtype = _float_dtype(dtype, self.name)
         self._declared_input_shape = self._check_input_shape(input_shape)
         self.weights = []   # backend arrays, in Keras order
         self.grads = []     # filled by backward, same order as weights
@@ -135,17 +147,32 @@ class Layer:
         return [backend.to_numpy(w).copy() for w in self.weights]
 
     def set_weights(self, weights):
-        """Replace the weights (NumPy arrays of the same shapes, Keras order)."""
+        """Replace the weights (NumPy arrays of the same shapes, Keras order).
+
+        Every array is checked before any weight changes."""
+        self.assign_weights(self.check_weights(weights))
+
+    def check_weights(self, weights):
+        """``weights`` as arrays of this layer's dtype, or a ValueError naming what is wrong."""
         weights = list(weights)
         if len(weights) != len(self.weights):
             raise ValueError(f"{self.name}: set_weights expected a list of {len(self.weights)} "
                              f"arrays, got {len(weights)}")
+        checked = []
         for i, (old, new) in enumerate(zip(self.weights, weights)):
             new = np.asarray(new)
             if tuple(new.shape) != tuple(old.shape):
                 raise ValueError(f"{self.name}: weight {i} expected shape {tuple(old.shape)}, "
                                  f"got {tuple(new.shape)}")
-            old[...] = backend.asarray(new, self.dtype)  # in place: optimizers hold these arrays
+            if new.dtype.kind not in "biuf":
+                raise TypeError(f"{self.name}: weight {i} must hold numbers. Received dtype {new.dtype}")
+            checked.append(new.astype(self.dtype, copy=False))
+        return checked
+
+    def assign_weights(self, checked):
+        """Copy arrays from check_weights into the weights, in place (optimizers hold these arrays)."""
+        for old, new in zip(self.weights, checked):
+            old[...] = backend.asarray(new, self.dtype)
 
     def count_params(self):
         """Number of weight values (Keras's Param #)."""
@@ -156,13 +183,27 @@ class Layer:
 
     # -- calling ---------------------------------------------------------------
     def _build_for(self, input_shape):
-        """Build on first use; later uses must match the built shape."""
+        """Build on first use; later uses must match the built shape.
+
+        A build that fails leaves the layer unbuilt, as it was."""
         input_shape = tuple(input_shape)
         if not self.built:
-            self.build(input_shape)
+            try:
+                self.build(input_shape)
+            except BaseException:
+                self._unbuild()
+                raise
         elif tuple(input_shape[1:]) != tuple(self.input_shape[1:]):
             raise ValueError(f"Input of layer {self.name} is incompatible: expected shape "
                              f"{shape_str(self.input_shape)}, got {shape_str(input_shape)}")
+
+    def _unbuild(self):
+        """Back to the state before build (used when building a model fails part-way)."""
+        self.weights = []
+        self.grads = []
+        self.built = False
+        self.input_shape = None
+        self.output_shape = None
 
     def __call__(self, inputs, training=False):
         if isinstance(inputs, KerasTensor):
@@ -188,12 +229,19 @@ class ActivatedLayer(Layer):
     the backend's fused ops and keeps what the backward pass needs: the input
     and the activation's output."""
 
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._x = self._a = None  # kept by a training forward for the next backward
+
     def forward(self, x, training=False):
         ops = backend.get_ops()
         a = ops.bias_act_forward(self._linear_forward(x), self.bias, self.activation)
-        # keep what backward needs only when training: in inference, holding
-        # them would keep a whole batch of activations alive between calls
-        self._x, self._a = (x, a) if training else (None, None)
+        # Only a training forward keeps what backward needs (backward drops it
+        # again). An inference forward touches no state: it neither holds a
+        # batch of activations between calls nor disturbs a training step
+        # running in another thread.
+        if training:
+            self._x, self._a = x, a
         return a
 
     def backward(self, dout, need_dx=True):
@@ -217,4 +265,5 @@ class ActivatedLayer(Layer):
     def _backward_from(self, dz, db, need_dx):
         dx, dkernel = self._linear_backward(dz, need_dx)
         self.grads = [dkernel, db] if self.use_bias else [dkernel]
+        self._x = self._a = None  # used up: free the batch's activations
         return dx

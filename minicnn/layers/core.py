@@ -58,8 +58,7 @@ class Flatten(Layer):
         return (input_shape[0], int(np.prod(input_shape[1:])))
 
     def forward(self, x, training=False):
-        self._in_shape = x.shape
         return x.reshape(x.shape[0], -1)  # a view: no copy
 
     def backward(self, dout, need_dx=True):
-        return dout.reshape(self._in_shape)
+        return dout.reshape((dout.shape[0],) + tuple(self.input_shape[1:]))

@@ -8,7 +8,8 @@ class InputLayer(Layer):
     """The layer behind ``Input``; it has no weights and passes data through."""
 
     def __init__(self, shape, name=None, dtype="float32"):
-        super().__init__(name=name or unique_name("input", zero_based=False), dtype=dtype)
+        super().__init__(name=name or unique_name("input", zero_based=False))
+        self.dtype = np.dtype(dtype).name  # an input may hold any numbers (uint8 images...)
         self.build((None,) + tuple(shape))
 
     def forward(self, x, training=False):

@@ -37,13 +37,14 @@ class MaxPooling2D(Layer):
         super().build(input_shape)
 
     def forward(self, x, training=False):
-        self._x_shape = x.shape
         y, argmax = backend.get_ops().maxpool_forward(x, self.pool_size, self.strides, self.pads)
-        self._argmax = argmax if training else None  # only backward needs it
+        if training:  # only backward needs them; inference touches no state
+            self._argmax, self._x_shape = argmax, x.shape
         return y
 
     def backward(self, dout, need_dx=True):
         if self._argmax is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
-        return backend.get_ops().maxpool_backward(dout, self._argmax, self._x_shape, self.pool_size,
+        argmax, self._argmax = self._argmax, None  # used up
+        return backend.get_ops().maxpool_backward(dout, argmax, self._x_shape, self.pool_size,
                                                   self.strides, self.pads)

@@ -15,14 +15,10 @@ output form a chain; the model runs them in that order forward and in
 reverse order backward.
 """
 
-import os
-import tempfile
-
-import numpy as np
-
 from .. import backend
 from ..layers.base import KerasTensor, unique_name
 from ..layers.input import InputLayer
+from .saving import load_arrays, save_arrays
 from .summary import print_summary
 from .training import TrainingMixin
 
@@ -119,17 +115,22 @@ class Model(TrainingMixin):
         return [w for l in self._layers for w in l.get_weights()]
 
     def set_weights(self, weights):
-        """Set all weights from a list like the one get_weights returns."""
+        """Set all weights from a list like the one get_weights returns.
+
+        Every array is checked before any weight changes: a list that does not
+        fit leaves the model as it was."""
         weights = list(weights)
         expected = sum(len(l.weights) for l in self._layers)
         if len(weights) != expected:
             raise ValueError(f"Model {self.name}: set_weights expected a list of {expected} arrays, "
                              f"got {len(weights)}")
-        i = 0
+        checked, i = [], 0
         for layer in self._layers:
             n = len(layer.weights)
-            layer.set_weights(weights[i:i + n])
+            checked.append(layer.check_weights(weights[i:i + n]))
             i += n
+        for layer, arrays in zip(self._layers, checked):
+            layer.assign_weights(arrays)
 
     def save_weights(self, filepath):
         """Write all weights to a .npz file, atomically (never half-written).
@@ -139,9 +140,8 @@ class Model(TrainingMixin):
         save_arrays(filepath, self.get_weights())
 
     def load_weights(self, filepath):
-        """Set all weights from a file written by save_weights."""
-        with np.load(filepath) as f:
-            self.set_weights([f[f"w{i}"] for i in range(len(f.files))])
+        """Set all weights from a file written by save_weights (all or nothing)."""
+        self.set_weights(load_arrays(filepath))
 
     # -- running -----------------------------------------------------------------
     def _forward(self, x, training=False):
@@ -166,22 +166,6 @@ class Model(TrainingMixin):
         """Run the model on an array (returns a backend array)."""
         x = self._check_x(x, "__call__")
         return self._forward(backend.asarray(x), training=training)
-
-
-def save_arrays(filepath, arrays):
-    """np.savez to a temporary file beside ``filepath``, then one atomic rename."""
-    filepath = os.fspath(filepath)
-    folder = os.path.dirname(os.path.abspath(filepath))
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{f"w{i}": a for i, a in enumerate(arrays)})
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, filepath)
-    except BaseException:
-        os.unlink(tmp)
-        raise
 
 
 def _single(t, what):

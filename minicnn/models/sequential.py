@@ -60,9 +60,20 @@ class Sequential(Model):
     def build(self, input_shape):
         """Build every layer for inputs of ``input_shape`` (batch axis included, may be None)."""
         shape = (None,) + tuple(input_shape[1:])
-        for layer in self._layers:
-            layer._build_for(shape)
-            shape = layer.output_shape
+        newly_built = []
+        try:
+            for layer in self._layers:
+                if not layer.built:
+                    newly_built.append(layer)
+                layer._build_for(shape)
+                shape = layer.output_shape
+        except BaseException:
+            # all or nothing: a shape that fails at layer k must not leave
+            # layers 0..k-1 built for it (later data of the right shape would
+            # then be refused by them)
+            for layer in newly_built:
+                layer._unbuild()
+            raise
 
     def _ensure_built_for(self, x_shape):
         """Deferred build: a model without input_shape builds from the first data."""

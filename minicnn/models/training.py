@@ -4,10 +4,14 @@ The loop keeps running sums of the loss and of correct predictions as
 backend arrays (on the GPU they stay on the device) and reads them back only
 when the progress line is drawn or an epoch ends.
 """
+import math
+import warnings
+
 import numpy as np
 
 from .. import backend, losses, optimizers
 from ..utils import get_rng
+from .data_checks import as_number_array, require_finite, require_samples, sparse_labels_to_onehot
 from .history import History
 from .progbar import Progbar
 
@@ -34,7 +38,7 @@ class TrainingMixin:
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='categorical_crossentropy'.")
         self.loss = losses.get(loss)
-        metrics = list(metrics or [])
+        metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
         for m in metrics:
             if m not in ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy"):
                 raise ValueError(f"Unknown metric: {m!r}. Expected 'accuracy' (or 'acc').")
@@ -49,11 +53,9 @@ class TrainingMixin:
 
     # -- data checks -------------------------------------------------------------
     def _check_x(self, x, where):
-        if not isinstance(x, np.ndarray) and not hasattr(x, "__array__"):
-            raise TypeError(f"{where}: x must be a NumPy array. Received: {type(x).__name__}")
-        x = np.asarray(x)
-        if x.dtype.kind not in "biuf":
-            raise TypeError(f"{where}: x must hold numbers. Received dtype {x.dtype}")
+        x = as_number_array(x, where, "x")
+        if x.ndim == 0:
+            raise ValueError(f"{where}: x must have a batch axis. Received a scalar: {x!r}")
         self._ensure_built_for(x.shape)
         self._require_built(where)
         expected = self.input_shape
@@ -67,20 +69,10 @@ class TrainingMixin:
 
     def _check_y(self, y, n, where):
         """Targets as float32 one-hot rows matching the model's output."""
-        y = np.asarray(y)
+        y = as_number_array(y, where, "y")
         units = self.output_shape[-1]
         if self.loss == "sparse_categorical_crossentropy":
-            if y.ndim == 2 and y.shape[1] == 1:
-                y = y[:, 0]
-            if y.ndim != 1:
-                raise ValueError(f"{where}: sparse_categorical_crossentropy expects integer labels of "
-                                 f"shape (n,), got shape {y.shape}")
-            if y.size and (y.min() < 0 or y.max() >= units):
-                raise ValueError(f"{where}: labels must be in [0, {units}), got range "
-                                 f"[{y.min()}, {y.max()}]")
-            onehot = np.zeros((len(y), units), dtype=np.float32)
-            onehot[np.arange(len(y)), y.astype(np.int64)] = 1
-            y = onehot
+            y = sparse_labels_to_onehot(y, units, where)
         elif y.shape[1:] != (units,):
             hint = ""
             if y.ndim == 1:
@@ -94,9 +86,15 @@ class TrainingMixin:
         return np.ascontiguousarray(y, dtype=np.float32)
 
     def _prepare(self, x, y, where):
+        """Checked (x, y): x as given (each batch becomes float32 on its way to
+        the device, so a big uint8 x is never converted whole), y as float32
+        one-hot rows; NaN or inf in either is refused, naming the sample."""
         x = self._check_x(x, where)
+        require_samples(len(x), where)
         y = self._check_y(y, len(x), where)
-        return np.ascontiguousarray(x, dtype=np.float32), y
+        require_finite(x, where, "x")
+        require_finite(y, where, "y")
+        return x, y
 
     # -- one batch -----------------------------------------------------------
     def _loss_and_correct(self, p, y):
@@ -156,8 +154,13 @@ class TrainingMixin:
             values.append((prefix + self._metric_key(), float(backend.to_numpy(correct)) / seen))
         return values
 
-    def _run_epoch(self, x, y, batch_size, order, progbar, train, draw_last=True, prefix=""):
-        """One pass over x in the given order; returns [(name, mean), ...]."""
+    def _run_epoch(self, x, y, batch_size, order, progbar, train, draw_last=True, prefix="",
+                   step_losses=None):
+        """One pass over x in the given order; returns [(name, mean), ...].
+
+        ``step_losses`` (a list), if given, receives each step's loss sum as a
+        backend scalar (no device sync), so that a non-finite loss can be
+        traced back to its step afterwards."""
         loss_sum = correct = None
         steps = -(-len(x) // batch_size)
         for step in range(steps):
@@ -167,6 +170,8 @@ class TrainingMixin:
                 ls, c = self._train_batch(xb, yb)
             else:
                 ls, c = self._loss_and_correct(self._forward(xb), yb)
+            if step_losses is not None:
+                step_losses.append(ls)
             loss_sum = ls if loss_sum is None else loss_sum + ls
             if c is not None:
                 correct = c if correct is None else correct + c
@@ -201,25 +206,45 @@ class TrainingMixin:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) != 2:
                 raise ValueError("fit: validation_data must be a tuple (x_val, y_val).")
             validation_data = self._prepare(*validation_data, "fit(validation_data)")
-        if len(x) == 0:
-            raise ValueError("fit: no training samples.")
+        require_samples(len(x), "fit")
 
         history = History(params={"verbose": verbose, "epochs": epochs,
                                   "steps": -(-len(x) // batch_size)})
-        for epoch in range(epochs):
-            if verbose:
-                print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-            order = get_rng().permutation(len(x)) if shuffle else np.arange(len(x))
-            progbar = Progbar(history.params["steps"], verbose=verbose)
-            values = self._run_epoch(x, y, batch_size, order, progbar, train=True, draw_last=False)
-            if validation_data is not None:
-                vx, vy = validation_data
-                values += self._run_epoch(vx, vy, batch_size, np.arange(len(vx)), Progbar(1, verbose=0),
-                                          train=False, prefix="val_")
-            progbar.update(progbar.target, values)  # the epoch's line, val_ values included
-            history.append(epoch, values)
-        self.history = history
+        self.history = history  # as in Keras: after a Ctrl-C it holds the epochs that finished
+        warned = False
+        # a diverging loss gets one warning, ours (below), not NumPy's overflow warnings
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            for epoch in range(epochs):
+                if verbose:
+                    print(f"Epoch {epoch + 1}/{epochs}", flush=True)
+                order = get_rng().permutation(len(x)) if shuffle else np.arange(len(x))
+                progbar = Progbar(history.params["steps"], verbose=verbose)
+                step_losses = []
+                values = self._run_epoch(x, y, batch_size, order, progbar, train=True, draw_last=False,
+                                         step_losses=step_losses)
+                if not warned and not math.isfinite(values[0][1]):
+                    warned = True
+                    self._warn_nonfinite_loss(epoch, step_losses)
+                if validation_data is not None:
+                    vx, vy = validation_data
+                    values += self._run_epoch(vx, vy, batch_size, np.arange(len(vx)), Progbar(1, verbose=0),
+                                              train=False, prefix="val_")
+                progbar.update(progbar.target, values)  # the epoch's line, val_ values included
+                history.append(epoch, values)
         return history
+
+    def _warn_nonfinite_loss(self, epoch, step_losses):
+        """One warning (shown even at verbose=0) naming the first step whose loss was NaN/inf."""
+        step = next(i for i, ls in enumerate(step_losses)
+                    if not math.isfinite(float(backend.to_numpy(ls))))
+        value = float(backend.to_numpy(step_losses[step]))
+        lr = getattr(self.optimizer, "learning_rate", None)
+        warnings.warn(
+            f"fit: the training loss became {value} in epoch {epoch + 1}, step {step + 1}/"
+            f"{len(step_losses)}; the weights are no longer finite and training cannot recover. "
+            f"Likely cause: a learning rate too large for this model (learning_rate={lr}); "
+            "or inputs of very large magnitude (scale them, e.g. x / 255).",
+            RuntimeWarning, stacklevel=3)
 
     def evaluate(self, x=None, y=None, batch_size=32, verbose="auto"):
         """``[loss, accuracy]`` over (x, y) (just the loss without metrics)."""
@@ -233,15 +258,20 @@ class TrainingMixin:
         return results if len(results) > 1 else results[0]
 
     def predict(self, x, batch_size=32, verbose=0):
-        """The model's outputs for x, as a NumPy float32 array."""
+        """The model's outputs for x, as a NumPy float32 array.
+
+        x goes to the device one batch at a time, converted to float32 on the
+        way: a big uint8 x is never converted whole. Results are written into
+        one preallocated output.
+
+        Example: ``probabilities = model.predict(test_images, batch_size=128)``."""
         batch_size = _check_batch_size(batch_size, "predict")
-        x = np.ascontiguousarray(self._check_x(x, "predict"), dtype=np.float32)
-        out = []
+        x = self._check_x(x, "predict")
+        out = np.empty((len(x),) + tuple(self.output_shape[1:]), dtype=np.float32)
         for start in range(0, len(x), batch_size):
-            out.append(backend.to_numpy(self._forward(backend.asarray(x[start:start + batch_size]))).copy())
-        if not out:
-            return np.zeros((0,) + tuple(self.output_shape[1:]), dtype=np.float32)
-        return np.concatenate(out)
+            p = self._forward(backend.asarray(x[start:start + batch_size]))
+            out[start:start + len(p)] = backend.to_numpy(p)
+        return out
 
 
 def _check_batch_size(batch_size, where):
