@@ -43,13 +43,16 @@ def find_real_mnist():
     return None, ", ".join(f"{label} {folder}" for label, folder in mnist_places())
 
 
+# Looked up once, when the tests are collected: some tests then point the
+# cache and $MINICNN_DATA_DIR elsewhere, which must not change the answer.
+REAL_MNIST, REAL_MNIST_WHERE = find_real_mnist()
 _REAL_MNIST_TESTS = []  # node ids of the tests that used real MNIST
 
 
 @pytest.fixture
 def real_mnist(request):
     """The folder with the real MNIST files, or the test is skipped (saying where it looked)."""
-    folder, where = find_real_mnist()
+    folder, where = REAL_MNIST, REAL_MNIST_WHERE
     if folder is None:
         pytest.skip(f"real MNIST not found (looked in: {where}; set MINICNN_DATA_DIR)")
     _REAL_MNIST_TESTS.append(request.node.nodeid)
@@ -59,7 +62,7 @@ def real_mnist(request):
 def pytest_terminal_summary(terminalreporter):
     passed = {r.nodeid for r in terminalreporter.stats.get("passed", [])}
     ran = [n for n in _REAL_MNIST_TESTS if n in passed]
-    folder, where = find_real_mnist()
+    folder, where = REAL_MNIST, REAL_MNIST_WHERE
     if folder is None:
         terminalreporter.write_line(f"real MNIST: not found (looked in: {where}); its tests were skipped")
     else:

