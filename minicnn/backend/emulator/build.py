@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from . import signatures
+from . import settings, signatures
 from .errors import BuildError
 
 HEADER_DIR = Path(__file__).resolve().parent
@@ -52,14 +52,21 @@ def cache_dir():
 
 def compiler():
     """The C++ compiler command: $MINICNN_EMU_CXX or g++."""
-    return os.environ.get("MINICNN_EMU_CXX", "g++")
+    return settings.compiler()
 
 
 @functools.lru_cache(maxsize=None)
 def compiler_version(cxx):
+    """The first line of ``cxx --version`` (part of the cache key).
+
+    Raises ValueError naming $MINICNN_EMU_CXX when that variable chose a
+    command that does not run, BuildError when the default g++ is missing.
+    """
     try:
         out = subprocess.run([cxx, "--version"], capture_output=True, text=True, check=True)
     except (OSError, subprocess.CalledProcessError) as e:
+        if settings.compiler_from_env(cxx):
+            raise settings.bad_compiler(cxx, e) from e
         raise BuildError(f"the emulator needs a C++20 compiler, but {cxx!r} does not run ({e}); "
                          "install g++ (>= 10) or set MINICNN_EMU_CXX") from e
     return out.stdout.splitlines()[0] if out.stdout else cxx

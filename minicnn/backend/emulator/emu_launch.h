@@ -7,10 +7,12 @@
 // zero or spins forever would kill or hang Python. During a launch we catch
 // those signals (and a watchdog timer's) on this thread, and jump back out
 // of the kernel with siglongjmp: the launch returns an error code instead.
+// A Ctrl-C (SIGINT) stops the launch too (see "Ctrl-C" below).
 // ============================================================================
 #pragma once
 
 #include <dlfcn.h>
+#include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <sys/syscall.h>
@@ -19,7 +21,10 @@
 
 #define EMU_API extern "C" __attribute__((visibility("default")))
 
-enum EmuResult { EMU_OK = 0, EMU_KERNEL_ERROR = 1, EMU_FAULT = 2, EMU_TIMEOUT = 3, EMU_SETUP_ERROR = 4 };
+enum EmuResult {
+    EMU_OK = 0, EMU_KERNEL_ERROR = 1, EMU_FAULT = 2, EMU_TIMEOUT = 3, EMU_SETUP_ERROR = 4,
+    EMU_INTERRUPTED = 5,  // SIGINT: the launch was abandoned; Python raises KeyboardInterrupt
+};
 
 // ----------------------------------------------------------------------------
 // Shared memory: NaN at each block start, guard past the dynamic part
@@ -131,23 +136,34 @@ static void emu_signals_restore()
 // Watchdog: a one-shot timer that signals this very thread after timeout_s
 // ----------------------------------------------------------------------------
 static timer_t g_timer;
-static bool g_timer_on = false;
+static volatile bool g_timer_on = false;  // read by the SIGINT handler
 
-static void emu_watchdog_start(double seconds)
+// (Re)arm the timer to fire once, `seconds` from now. Only timer_settime, which
+// is async-signal-safe: the SIGINT handler calls this too.
+static void emu_timer_arm(double seconds)
 {
-    g_timer_on = false;
-    if (seconds <= 0) return;
-    struct sigevent sev = {};
-    sev.sigev_notify = SIGEV_THREAD_ID;
-    sev.sigev_signo = emu_timer_signal();
-    sev._sigev_un._tid = (pid_t)g_launch_tid;
-    if (timer_create(CLOCK_MONOTONIC, &sev, &g_timer) != 0) return;
+    if (!g_timer_on) return;
+    if (seconds > 1e9) seconds = 1e9;  // 30 years; larger values overflow time_t's conversion
     struct itimerspec its = {};
     its.it_value.tv_sec = (time_t)seconds;
     its.it_value.tv_nsec = (long)((seconds - (double)its.it_value.tv_sec) * 1e9);
-    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;
+    if (its.it_value.tv_sec == 0 && its.it_value.tv_nsec == 0) its.it_value.tv_nsec = 1;  // 0 disarms
     timer_settime(g_timer, 0, &its, nullptr);
+}
+
+// Create the timer when there is a time limit, or when a Ctrl-C may need it
+// (interruptible), and arm it for the time limit (seconds <= 0: none).
+static void emu_watchdog_start(double seconds, bool interruptible)
+{
+    g_timer_on = false;
+    if (seconds <= 0 && !interruptible) return;
+    struct sigevent sev = {};
+    sev.sigev_notify = SIGEV_THREAD_ID;  // this very thread, whichever one handles a SIGINT
+    sev.sigev_signo = emu_timer_signal();
+    sev._sigev_un._tid = (pid_t)g_launch_tid;
+    if (timer_create(CLOCK_MONOTONIC, &sev, &g_timer) != 0) return;
     g_timer_on = true;
+    if (seconds > 0) emu_timer_arm(seconds);
 }
 
 static void emu_watchdog_stop()
@@ -157,12 +173,99 @@ static void emu_watchdog_stop()
 }
 
 // ----------------------------------------------------------------------------
+// Ctrl-C. Python's SIGINT handler only sets a flag that the interpreter
+// checks between bytecodes, and this thread runs no bytecode until the launch
+// returns: left alone, a Ctrl-C waits for the whole grid (or the time limit).
+// So during an interruptible launch (Python's main thread, the default
+// handler: the Python side decides) our handler takes SIGINT. It hands the
+// signal on to Python's handler, which will raise KeyboardInterrupt as soon
+// as we return, and it asks the launch to stop:
+// - the scheduler polls g_interrupt at every thread switch and stops there,
+//   between two sync points, with nothing half done;
+// - kernel code that never reaches a sync point (a busy loop) never lets the
+//   scheduler run, so the handler also re-arms the watchdog timer to fire
+//   EMU_INTERRUPT_GRACE_S from now; its signal jumps out of the kernel as a
+//   timeout does (the same caveat: a kernel stopped inside printf could
+//   leave stdio's lock taken).
+// Either way the launch returns EMU_INTERRUPTED after the usual clean-up, and
+// the next launch starts from fresh state.
+// ----------------------------------------------------------------------------
+#define EMU_INTERRUPT_GRACE_S 0.2
+
+static struct sigaction g_old_int;  // Python's SIGINT action, restored after the launch
+static bool g_int_installed = false;
+
+// Run the SIGINT action we displaced: Python's handler records the signal for
+// the interpreter (and pokes its wakeup fd, for asyncio & co.).
+static void emu_chain_interrupt(int sig, siginfo_t* info, void* uctx)
+{
+    if (g_old_int.sa_flags & SA_SIGINFO) {
+        if (g_old_int.sa_sigaction) g_old_int.sa_sigaction(sig, info, uctx);
+    } else if (g_old_int.sa_handler != SIG_DFL && g_old_int.sa_handler != SIG_IGN) {
+        g_old_int.sa_handler(sig);
+    }
+}
+
+// May run on any thread of the process (SIGINT goes to the process): it only
+// sets a flag and re-arms a timer aimed at the launch thread.
+static void emu_on_interrupt(int sig, siginfo_t* info, void* uctx)
+{
+    int saved_errno = errno;  // the code we interrupted may be about to read errno
+    emu_chain_interrupt(sig, info, uctx);
+    g_interrupt = 1;
+    // Before g_in_kernel is set the grid loop sees the flag at its start.
+    if (g_in_kernel) emu_timer_arm(EMU_INTERRUPT_GRACE_S);
+    errno = saved_errno;
+}
+
+static void emu_interrupt_install(bool interruptible)
+{
+    g_interrupt = 0;
+    g_int_installed = false;
+    struct sigaction cur = {};
+    sigaction(SIGINT, nullptr, &cur);
+    // An ignored SIGINT stays ignored (a program run under nohup, say).
+    if (!interruptible || (!(cur.sa_flags & SA_SIGINFO) && cur.sa_handler == SIG_IGN)) return;
+    struct sigaction sa = {};
+    sa.sa_sigaction = emu_on_interrupt;
+    // SA_ONSTACK: the fiber stack we land on may be nearly full. SA_RESTART:
+    // a system call of the kernel's (printf) must not fail with EINTR.
+    sa.sa_flags = SA_SIGINFO | SA_ONSTACK | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    // The watchdog's siglongjmp must not cut this handler short.
+    sigaddset(&sa.sa_mask, emu_timer_signal());
+    sigaction(SIGINT, &sa, &g_old_int);
+    g_int_installed = true;
+}
+
+static void emu_interrupt_restore()
+{
+    if (g_int_installed) sigaction(SIGINT, &g_old_int, nullptr);
+    g_int_installed = false;
+}
+
+// The message of an interrupted launch; `where` names the block or thread.
+static int emu_interrupted(const char* where)
+{
+    emu_set_error("interrupted by SIGINT (Ctrl-C) in %s; the launch was abandoned", where);
+    return EMU_INTERRUPTED;
+}
+
+// ----------------------------------------------------------------------------
 // The grid
 // ----------------------------------------------------------------------------
 static unsigned long long emu_gcd(unsigned long long a, unsigned long long b)
 {
     while (b) { unsigned long long t = a % b; a = b; b = t; }
     return a;
+}
+
+// The scheduler noticed a Ctrl-C while it ran the current block.
+static int emu_block_interrupted()
+{
+    char where[64];
+    snprintf(where, sizeof where, "block (%u,%u,%u)", blockIdx.x, blockIdx.y, blockIdx.z);
+    return emu_interrupted(where);
 }
 
 // Blocks run one at a time; their order follows the thread order (forward,
@@ -181,8 +284,9 @@ static int emu_run_grid()
         unsigned long long b = g_order == EMU_REVERSE ? nb - 1 - k
                              : (unsigned long long)(((unsigned __int128)a * k + c) % nb);
         blockIdx = uint3{(unsigned)(b % gx), (unsigned)((b / gx) % gridDim.y), (unsigned)(b / gxy)};
+        if (g_interrupt) return emu_block_interrupted();
         emu_shared_fill();
-        if (emu_run_block() != 0) return EMU_KERNEL_ERROR;
+        if (emu_run_block() != 0) return g_interrupt ? emu_block_interrupted() : EMU_KERNEL_ERROR;
         long over = emu_shared_overrun();
         if (over >= 0) {
             emu_set_error("block (%u,%u,%u) wrote dynamic shared memory at byte %ld, past the "
@@ -212,6 +316,7 @@ static int emu_describe_fault(double timeout_s)
 {
     char who[96] = "the scheduler";
     if (g_fault.thread) emu_who(g_fault.thread, who, sizeof who);
+    if (g_interrupt) return emu_interrupted(who);  // the re-armed watchdog, or a fault after Ctrl-C
     if (g_fault.sig == emu_timer_signal()) {
         emu_set_error("time limit of %g s exceeded in %s: the kernel may spin-wait on another "
                       "thread or block (it would hang on the GPU too) or just be too slow for "
@@ -239,10 +344,12 @@ static int emu_describe_fault(double timeout_s)
 // The library's C interface (called through ctypes)
 // ----------------------------------------------------------------------------
 // Run kernel (a generated trampoline) over the grid. order: EmuOrder.
+// interruptible: a SIGINT stops the launch (EMU_INTERRUPTED); else it waits
+// for the launch's end, as any signal Python handles.
 // Returns an EmuResult; on error emu_error() holds the message.
 EMU_API int emu_launch(void (*kernel)(void**), void** args, const unsigned int* grid,
                        const unsigned int* block, unsigned long long shared_mem, int order,
-                       unsigned long long seed, double timeout_s)
+                       unsigned long long seed, double timeout_s, int interruptible)
 {
     g_err[0] = 0;
     g_fault = EmuFault{};
@@ -260,7 +367,8 @@ EMU_API int emu_launch(void (*kernel)(void**), void** args, const unsigned int* 
     g_launch_tid = syscall(SYS_gettid);
     emu_shared_guard((size_t)shared_mem);
     emu_signals_install();
-    emu_watchdog_start(timeout_s);
+    emu_watchdog_start(timeout_s, interruptible != 0);
+    emu_interrupt_install(interruptible != 0);
     volatile int rc = EMU_OK;
     if (sigsetjmp(g_jmp, 1) == 0) {
         g_in_kernel = 1;
@@ -269,6 +377,7 @@ EMU_API int emu_launch(void (*kernel)(void**), void** args, const unsigned int* 
     } else {
         rc = emu_describe_fault(timeout_s);
     }
+    emu_interrupt_restore();  // first: no handler may re-arm the timer once it is gone
     emu_watchdog_stop();
     emu_signals_restore();
     emu_shared_unguard();

@@ -9,6 +9,14 @@
 // ============================================================================
 #pragma once
 
+#include <signal.h>
+
+// Set by the SIGINT handler (emu_launch.h), possibly on another OS thread;
+// polled each time a thread hands control back, so a Ctrl-C stops the launch
+// at a sync point, where nothing is half done. volatile sig_atomic_t: the one
+// type a handler may write; every poll reloads it.
+static volatile sig_atomic_t g_interrupt = 0;
+
 enum EmuOrder { EMU_FORWARD = 0, EMU_REVERSE = 1, EMU_RANDOM = 2 };
 
 static int g_order = EMU_FORWARD;
@@ -270,7 +278,7 @@ static bool emu_barrier_ready()
 // One block
 // ----------------------------------------------------------------------------
 // Run one phase: every runnable thread until it waits or returns.
-// Returns false when a thread failed.
+// Returns false when a thread failed or the launch was interrupted.
 static bool emu_run_phase()
 {
     bool again = true;
@@ -284,14 +292,15 @@ static bool emu_run_phase()
             threadIdx = t->idx;
             emu_context_switch(&g_sched_ctx, &t->ctx);
             g_cur = nullptr;
-            if (t->state == EMU_FAILED) return false;
+            if (t->state == EMU_FAILED || g_interrupt) return false;
             if (t->state == EMU_READY) again = true;
         }
     }
     return true;
 }
 
-// Run the current block (blockIdx set) to its end. 0 ok, -1 error in g_err.
+// Run the current block (blockIdx set) to its end. 0 ok, -1 error in g_err
+// or interrupted (g_interrupt).
 static int emu_run_block()
 {
     emu_threads_reset();

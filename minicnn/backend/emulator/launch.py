@@ -15,51 +15,68 @@ variables for every launch):
 - $MINICNN_EMU_GUARD=0 passes arrays in place, without guard pages (faster,
   but out-of-bounds access may then go unnoticed).
 
+Bad values raise ValueError naming the keyword or variable (see
+:mod:`.settings`). Ctrl-C (SIGINT) during a launch on the main thread stops
+it within a fraction of a second and raises KeyboardInterrupt; the launch is
+abandoned (nothing is copied back) and the next one runs normally. With a
+SIGINT handler of the program's own, the launch finishes first, as before.
+
 Example::
 
     >>> fn = RawModule(path='tests/emulator_kernels/good.cu').get_function('axpb')
     >>> fn((4,), (256,), (x, y, np.float32(2), np.float32(1), np.int32(x.size)), order='all')
 """
 import ctypes
-import os
 import shutil
+import signal
 import subprocess
 import threading
 
 import numpy as np
 
-from . import config, params
+from . import config, params, settings
 from .errors import EmulatorError, KernelError, KernelFault, KernelTimeout, RaceError
 from .guard import Arena
+from .settings import ORDERS
 
-ORDERS = ("forward", "reverse", "random")
 _ORDER_CODES = {"forward": 0, "reverse": 1, "random": 2}
 _RESULT_ERRORS = {1: KernelError, 2: KernelFault, 3: KernelTimeout}
+_INTERRUPTED = 5  # EMU_INTERRUPTED of emu_launch.h
 
 # The runtime's state and its signal handlers are per process: one launch at a time.
 _LAUNCH_LOCK = threading.Lock()
 
 
 # ----------------------------------------------------------------------------
-# Options
+# Ctrl-C
 # ----------------------------------------------------------------------------
-def resolve_order(order):
-    order = order or os.environ.get("MINICNN_EMU_ORDER") or "forward"
-    if order not in (*ORDERS, "all"):
-        raise ValueError(f"order must be one of {ORDERS + ('all',)}, received {order!r}")
-    return order
+def interruptible():
+    """Whether a SIGINT may stop a launch made now: on the main thread (the only
+    one Python raises KeyboardInterrupt in) with Python's default handler. A
+    handler of the program's own may mean "stop after this step": it runs
+    once the launch is done, as it always did."""
+    return (threading.current_thread() is threading.main_thread()
+            and signal.getsignal(signal.SIGINT) is signal.default_int_handler)
 
 
-def resolve_seed(seed):
-    return int(os.environ.get("MINICNN_EMU_SEED", "0")) if seed is None else int(seed)
+def _raise_interrupt():
+    """Raise the KeyboardInterrupt of a launch the runtime stopped for a SIGINT.
+
+    The runtime passed the signal on to Python's handler, so the interpreter
+    has it pending and usually raises it the moment the C call returns; if
+    not yet, run the handler now (ctypes raises what it raised), and should
+    no handler raise, raise KeyboardInterrupt here.
+    """
+    ctypes.pythonapi.PyErr_CheckSignals()
+    raise KeyboardInterrupt
 
 
-def resolve_timeout(timeout):
-    return float(os.environ.get("MINICNN_EMU_TIMEOUT", "60")) if timeout is None else float(timeout)
-
-
-def guard_enabled():
-    return os.environ.get("MINICNN_EMU_GUARD", "1") != "0"
+def _interrupt_note(lib, lbl):
+    """Which launch a KeyboardInterrupt stopped, for the traceback."""
+    msg = lib.emu_error().decode(errors="replace")
+    if not msg.startswith("interrupted"):  # the signal came as the grid ended
+        msg = "interrupted by SIGINT (Ctrl-C) as the launch ended; its results were dropped"
+    return f"{lbl}: {msg}"
 
 
 # ----------------------------------------------------------------------------
@@ -124,13 +141,15 @@ class Kernel:
         lbl = config.label(self.name, grid3, block3, shared)
         config.check_config(self.name, grid3, block3, shared, self.max_threads_per_block)
         params.check_args(self.params, args, lbl)
-        launch = (grid3, block3, shared, tuple(args), resolve_seed(seed), resolve_timeout(timeout), lbl)
-        order = resolve_order(order)
+        launch = (grid3, block3, shared, tuple(args), settings.launch_seed(seed),
+                  settings.launch_timeout(timeout), lbl)
+        order = settings.launch_order(order)
+        guard = settings.guard_enabled()
         with _LAUNCH_LOCK:
             if order == "all":
                 self._run_all_orders(*launch)
             else:
-                arena = self._run(*launch, order=order, guard=guard_enabled())
+                arena = self._run(*launch, order=order, guard=guard)
                 if arena is not None:
                     arena.copy_back()
                     arena.free()
@@ -166,9 +185,7 @@ class Kernel:
         try:
             argv, keep = self._pack(args, arena)
             lib = self.module.library
-            rc = lib.emu_launch(self._entry, argv, (ctypes.c_uint * 3)(*grid),
-                                (ctypes.c_uint * 3)(*block), shared, _ORDER_CODES[order],
-                                seed, timeout)
+            rc = self._call_runtime(lib, argv, grid, block, shared, order, seed, timeout, lbl)
             if rc:
                 raise self._error(rc, arena, lbl, order)
             damage = arena.damage() if arena else []
@@ -179,6 +196,21 @@ class Kernel:
             if arena:
                 arena.free()
             raise
+
+    def _call_runtime(self, lib, argv, grid, block, shared, order, seed, timeout, lbl):
+        """emu_launch's result code. A SIGINT that stopped the launch comes out
+        as KeyboardInterrupt, with a note naming the launch (Python >= 3.11)."""
+        try:
+            rc = lib.emu_launch(self._entry, argv, (ctypes.c_uint * 3)(*grid),
+                                (ctypes.c_uint * 3)(*block), shared, _ORDER_CODES[order],
+                                seed, timeout, interruptible())
+            if rc == _INTERRUPTED:
+                _raise_interrupt()
+        except KeyboardInterrupt as e:
+            if hasattr(e, "add_note"):
+                e.add_note(_interrupt_note(lib, lbl))
+            raise
+        return rc
 
     def _error(self, rc, arena, lbl, order):
         lib = self.module.library

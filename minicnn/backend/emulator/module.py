@@ -20,7 +20,8 @@ def _declare(lib):
     """ctypes prototypes of the runtime's C interface (emu_launch.h)."""
     lib.emu_launch.restype = ctypes.c_int
     lib.emu_launch.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
-                               ctypes.c_ulonglong, ctypes.c_int, ctypes.c_ulonglong, ctypes.c_double]
+                               ctypes.c_ulonglong, ctypes.c_int, ctypes.c_ulonglong, ctypes.c_double,
+                               ctypes.c_int]
     lib.emu_error.restype = ctypes.c_char_p
     lib.emu_error.argtypes = []
     lib.emu_fault.restype = None
