@@ -1,8 +1,8 @@
 """Categorical cross-entropy on probabilities, computed as Keras does.
 
 Probabilities are renormalised to sum to 1 and clipped to [1e-7, 1 - 1e-7]
-before the log. In a model whose last activation is softmax the gradient is
-fused: dL/dlogits = (p - y) / batch.
+before the log. When the model's output went through a softmax the loss fuses
+its gradient with the softmax's: dL/dlogits = (p - y) / batch.
 """
 import numpy as np
 
@@ -26,6 +26,11 @@ def categorical_crossentropy(y_true, y_pred):
 class CategoricalCrossentropy:
     """The mean categorical cross-entropy over a batch (Keras defaults).
 
+    Besides computing the loss on NumPy arrays (``__call__``), a loss serves
+    the training loop on backend arrays: ``sample_losses`` and ``gradient``.
+    The loss, not the model, decides whether its gradient fuses with the
+    output's activation.
+
     Example::
 
         >>> CategoricalCrossentropy()([[0, 1]], [[0.5, 0.5]])
@@ -42,6 +47,27 @@ class CategoricalCrossentropy:
     def __call__(self, y_true, y_pred):
         return np.float32(categorical_crossentropy(y_true, y_pred).mean())
 
+    def sample_losses(self, p, y):
+        """Per-sample losses of probabilities ``p`` against one-hot ``y`` (backend arrays)."""
+        return backend.get_ops().xent_loss(p, y)
+
+    def gradient(self, p, y, output_activation):
+        """``(grad, wrt_logits)``: the mean loss's gradient for the backward pass.
+
+        After a softmax the gradient is taken with respect to the logits and
+        fused: ``(p - y) / batch`` (``wrt_logits`` True), exact and cheaper
+        than chaining the two Jacobians. Otherwise it is dL/dp."""
+        ops = backend.get_ops()
+        if output_activation == "softmax":
+            return ops.softmax_xent_backward(p, y), True
+        return ops.xent_backward(p, y), False
+
+
+class SparseCategoricalCrossentropy(CategoricalCrossentropy):
+    """The same loss for integer class labels (turned into one-hot rows before use)."""
+
+    name = "sparse_categorical_crossentropy"
+
 
 def _check_pair(y_true, y_pred, what):
     y_true = np.asarray(y_true, dtype="float32")
@@ -52,14 +78,15 @@ def _check_pair(y_true, y_pred, what):
     return y_true.reshape(-1, y_true.shape[-1]), y_pred.reshape(-1, y_pred.shape[-1])
 
 
-_NAMES = ("categorical_crossentropy", "sparse_categorical_crossentropy")
+_BY_NAME = {"categorical_crossentropy": CategoricalCrossentropy,
+            "sparse_categorical_crossentropy": SparseCategoricalCrossentropy}
 
 
 def get(identifier):
-    """The canonical loss name for a name or a CategoricalCrossentropy instance."""
+    """A loss object for a name ('categorical_crossentropy', ...) or a loss instance."""
     if isinstance(identifier, CategoricalCrossentropy):
-        return "categorical_crossentropy"
-    if isinstance(identifier, str) and identifier.lower() in _NAMES:
-        return identifier.lower()
-    raise ValueError(f"Unknown loss: {identifier!r}. Expected one of {list(_NAMES)} "
+        return identifier
+    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
+        return _BY_NAME[identifier.lower()]()
+    raise ValueError(f"Unknown loss: {identifier!r}. Expected one of {list(_BY_NAME)} "
                      "or a CategoricalCrossentropy instance.")

@@ -1,9 +1,25 @@
-"""The layer protocol shared by every layer, and symbolic tensors.
+"""The layer contract shared by every layer, and symbolic tensors.
 
-A layer is built once its input shape is known (``build``), says what shape it
-produces (``compute_output_shape``), and runs ``forward(x, training)`` and
-``backward(dout) -> dx`` on backend arrays. ``backward`` also fills
-``self.grads`` in the order of ``get_weights()``.
+The contract (documented here once; models rely on nothing else):
+
+- ``build(input_shape)``: create the weights with ``add_weight`` once the
+  input shape is known (batch axis None), then call ``super().build``.
+- ``compute_output_shape(input_shape)``: the output shape, batch axis kept.
+- ``forward(x, training=False)``: the output for backend array ``x``. Only a
+  training forward may keep what backward needs; an inference forward keeps
+  nothing, so it may run while another thread trains the same layer.
+- ``backward(dout, need_dx=True)``: given dL/d(output) for the last training
+  forward, fill ``self.grads`` (one gradient per weight, in the order of
+  ``weights``) and return dL/dx, or None when ``need_dx`` is False (the first
+  layer of a model).
+- ``trainable`` (default True): when False, the optimizer leaves the layer's
+  weights alone; ``trainable_weights`` / ``non_trainable_weights`` list them
+  (``add_weight(..., trainable=False)`` makes a weight that is never trained,
+  such as a running statistic). ``summary()`` counts both.
+- ``output_activation``: the activation the output went through last, if any
+  ('softmax', ...): the loss uses it to fuse its gradient with the
+  activation's (softmax + cross-entropy), so a layer never needs to know the
+  loss.
 
 Calling a layer on a symbolic tensor (from ``Input``) records the call, which
 is how functional models are wired; calling it on an array runs it.
@@ -13,7 +29,7 @@ from collections import defaultdict
 
 import numpy as np
 
-from .. import backend
+from .. import backend, initializers
 
 _name_counts = defaultdict(int)
 
@@ -81,21 +97,18 @@ class KerasTensor:
 
 
 class Layer:
-    """Base class: name, build/forward/backward protocol, weights and grads.
-
-    Subclasses implement ``build(input_shape)`` (create ``self.weights``),
-    ``compute_output_shape(input_shape)``, ``forward`` and ``backward``.
+    """Base class: name, the build/forward/backward contract (module docstring), weights.
 
     Example (a custom layer that doubles its input)::
 
         class Double(Layer):
             def forward(self, x, training=False):
                 return x * 2
-            def backward(self, dout):
+            def backward(self, dout, need_dx=True):
                 return dout * 2
     """
 
-    def __init__(self, name=None, input_shape=None, dtype="float32", **kwargs):
+    def __init__(self, name=None, input_shape=None, dtype="float32", trainable=True, **kwargs):
         if kwargs:
             raise TypeError(f"{type(self).__name__}: unexpected keyword argument(s) "
                             f"{sorted(kwargs)}")
@@ -104,8 +117,10 @@ class Layer:
         self.name = name or unique_name(snake_case(type(self).__name__))
         self.dtype = _float_dtype(dtype, self.name)
         self._declared_input_shape = self._check_input_shape(input_shape)
+        self.trainable = bool(trainable)
         self.weights = []   # backend arrays, in Keras order
         self.grads = []     # filled by backward, same order as weights
+        self._weight_trainable = []  # per weight: may an optimizer change it?
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -133,14 +148,40 @@ class Layer:
     def forward(self, x, training=False):
         raise NotImplementedError(f"{type(self).__name__} does not implement forward()")
 
-    def backward(self, dout):
+    def backward(self, dout, need_dx=True):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
+    output_activation = None  # see the contract above; layers with an activation say which
+
     # -- weights ---------------------------------------------------------------
-    def add_weight(self, shape, initializer):
-        value = backend.asarray(initializer(tuple(shape)), self.dtype)
+    def add_weight(self, shape, initializer="glorot_uniform", trainable=True):
+        """A new weight of ``shape``, on the backend, as Keras's ``add_weight``.
+
+        ``initializer``: a name ('zeros', 'ones', 'glorot_uniform', ...) or a
+        function of the shape. Example: ``self.add_weight((units,), 'zeros')``."""
+        value = backend.asarray(initializers.get(initializer)(tuple(shape)), self.dtype)
         self.weights.append(value)
+        self._weight_trainable.append(bool(trainable))
         return value
+
+    @property
+    def trainable_weights(self):
+        """The weights an optimizer updates: none while ``trainable`` is False."""
+        if not self.trainable:
+            return []
+        return [w for w, t in zip(self.weights, self._weight_trainable) if t]
+
+    @property
+    def non_trainable_weights(self):
+        if not self.trainable:
+            return list(self.weights)
+        return [w for w, t in zip(self.weights, self._weight_trainable) if not t]
+
+    def gradients_and_weights(self):
+        """(gradient, weight) pairs for the optimizer, from the last backward."""
+        if not self.trainable:
+            return []
+        return [(g, w) for g, w, t in zip(self.grads, self.weights, self._weight_trainable) if t]
 
     def get_weights(self):
         """The weights as NumPy arrays, in Keras order (e.g. [kernel, bias])."""
@@ -201,6 +242,7 @@ class Layer:
         """Back to the state before build (used when building a model fails part-way)."""
         self.weights = []
         self.grads = []
+        self._weight_trainable = []
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -232,6 +274,10 @@ class ActivatedLayer(Layer):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._x = self._a = None  # kept by a training forward for the next backward
+
+    @property
+    def output_activation(self):
+        return self.activation
 
     def forward(self, x, training=False):
         ops = backend.get_ops()

@@ -110,6 +110,15 @@ class Model(TrainingMixin):
         """All weight arrays (backend arrays), in Keras order."""
         return [w for l in self._layers for w in l.weights]
 
+    @property
+    def trainable_weights(self):
+        """The weights the optimizer updates (those of trainable layers)."""
+        return [w for l in self._layers for w in l.trainable_weights]
+
+    @property
+    def non_trainable_weights(self):
+        return [w for l in self._layers for w in l.non_trainable_weights]
+
     def get_weights(self):
         """All weights as NumPy arrays, layer by layer in Keras order."""
         return [w for l in self._layers for w in l.get_weights()]

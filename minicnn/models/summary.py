@@ -4,6 +4,8 @@ Rules from Keras 2.2.4 ``keras/utils/layer_utils.py`` (``print_summary``) for
 models whose layers form a chain: 65 columns with stops at 29, 55 and 65.
 """
 
+import numpy as np
+
 LINE_LENGTH = 65
 POSITIONS = (29, 55, 65)  # int(65 * p) for p in (.45, .85, 1.)
 
@@ -26,8 +28,9 @@ def format_row(fields, positions=POSITIONS):
     return line
 
 
-def summary_lines(model_name, rows, total_params):
+def summary_lines(model_name, rows, total_params, trainable_params=None):
     """All lines of the table; rows are (name, class_name, output_shape_text, params)."""
+    trainable_params = total_params if trainable_params is None else trainable_params
     lines = [f'Model: "{model_name}"', "_" * LINE_LENGTH,
              format_row(("Layer (type)", "Output Shape", "Param #")), "=" * LINE_LENGTH]
     for i, (name, cls, shape, params) in enumerate(rows):
@@ -35,8 +38,8 @@ def summary_lines(model_name, rows, total_params):
         lines.append(("=" if i == len(rows) - 1 else "_") * LINE_LENGTH)
     if not rows:
         lines.append("=" * LINE_LENGTH)
-    lines += [f"Total params: {total_params:,}", f"Trainable params: {total_params:,}",
-              "Non-trainable params: 0", "_" * LINE_LENGTH]
+    lines += [f"Total params: {total_params:,}", f"Trainable params: {trainable_params:,}",
+              f"Non-trainable params: {total_params - trainable_params:,}", "_" * LINE_LENGTH]
     return lines
 
 
@@ -49,5 +52,6 @@ def print_summary(model, print_fn=None):
         if type(layer).__name__ == "InputLayer":
             shape = f"[{shape}]"  # tf.keras shows an Input's shape as a list of one tuple
         rows.append((layer.name, type(layer).__name__, shape, layer.count_params()))
-    for line in summary_lines(model.name, rows, model.count_params()):
+    trainable = sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+    for line in summary_lines(model.name, rows, model.count_params(), trainable):
         print_fn(line)

@@ -22,6 +22,7 @@ class TrainingMixin:
     def _init_training(self):
         self.optimizer = None
         self.loss = None
+        self._loss_fn = None
         self._metric_names = []
         self.history = None
 
@@ -37,7 +38,8 @@ class TrainingMixin:
         self.optimizer = optimizers.get(optimizer)
         if loss is None:
             raise ValueError("compile: a loss is required, e.g. loss='categorical_crossentropy'.")
-        self.loss = losses.get(loss)
+        self._loss_fn = losses.get(loss)
+        self.loss = self._loss_fn.name
         metrics = [metrics] if isinstance(metrics, str) else list(metrics or [])
         for m in metrics:
             if m not in ("accuracy", "acc", "categorical_accuracy", "sparse_categorical_accuracy"):
@@ -100,27 +102,22 @@ class TrainingMixin:
     def _loss_and_correct(self, p, y):
         """Sum of per-sample losses and the number of correct predictions (backend arrays)."""
         ops = backend.get_ops()
-        loss_sum = ops.xent_loss(p, y).sum()
+        loss_sum = self._loss_fn.sample_losses(p, y).sum()
         if not self._metric_names:
             return loss_sum, None
         if p.shape[-1] == 1:  # one unit: binary accuracy, as Keras resolves 'accuracy'
             return loss_sum, ((p > 0.5) == (y > 0.5)).sum()
         return loss_sum, ops.accuracy_count(p, y)
 
-    def _fused_softmax(self):
-        last = self._compute_layers[-1]
-        return getattr(last, "activation", None) == "softmax"
-
     def _train_batch(self, xb, yb):
-        ops = backend.get_ops()
         p = self._forward(xb, training=True)
         sums = self._loss_and_correct(p, yb)
-        if self._fused_softmax():
-            self._backward(ops.softmax_xent_backward(p, yb), from_preactivation=True)
-        else:
-            self._backward(ops.xent_backward(p, yb))
-        pairs = [(g, w) for l in self._compute_layers for g, w in zip(l.grads, l.weights)]
-        self.optimizer.apply_gradients(pairs)
+        # the loss decides whether its gradient fuses with the output's activation
+        grad, wrt_logits = self._loss_fn.gradient(p, yb, self._compute_layers[-1].output_activation)
+        self._backward(grad, from_preactivation=wrt_logits)
+        pairs = [pair for layer in self._compute_layers for pair in layer.gradients_and_weights()]
+        if pairs:
+            self.optimizer.apply_gradients(pairs)
         return sums
 
     def _results(self, loss_sum, correct, n):
