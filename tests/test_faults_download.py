@@ -19,6 +19,7 @@ from urllib.request import ProxyHandler, build_opener
 
 import pytest
 
+from minicnn import config
 from minicnn.datasets import DatasetUnavailableError, fetch, mnist, mnist_sources
 
 from conftest import REAL_MNIST
@@ -231,7 +232,7 @@ def test_env_mirrors_are_tried_first_in_order_and_fill_the_cache(server, guard, 
 @needs_shared
 def test_file_url_mirror_is_accepted_and_read(guard):
     # One small file through the mirror code: a full load is tested above.
-    (base,) = mnist_sources.user_mirrors(SHARED.as_uri())  # no trailing slash given
+    (base,) = config.parse("MINICNN_MNIST_MIRROR", SHARED.as_uri(), "test")  # no trailing slash given
     assert base == SHARED.as_uri() + "/"
     fetched = list(mnist_sources.fetch_from_mirror(base, [mnist.TEST_LABELS], fetch.Deadline(5)))
     assert [(spec, where) for spec, _, where in fetched] == [
@@ -266,6 +267,6 @@ def test_a_spent_budget_still_gives_the_full_report(monkeypatch):
 
 
 def test_budget_default_and_values():
-    assert mnist.download_budget(None) == mnist.download_budget("  ") == 180
-    assert mnist.download_budget(" 2.5 ") == 2.5
-    assert mnist_sources.user_mirrors(None) == mnist_sources.user_mirrors(" ") == []
+    assert config.SETTINGS["MINICNN_DOWNLOAD_BUDGET"].default == 180
+    assert config.parse("MINICNN_DOWNLOAD_BUDGET", " 2.5 ", "test") == 2.5
+    assert config.parse("MINICNN_MNIST_MIRROR", "http://a/x, file:///m ", "test") == ("http://a/x/", "file:///m/")

@@ -21,7 +21,7 @@ variable. Example::
     >>> backend.to_numpy(x).dtype
     dtype('float32')
 """
-import os
+from .. import config
 
 # The op list every backend provides (signatures in numpy_ops.py docstrings).
 OPS = (
@@ -99,8 +99,8 @@ def backend_name():
 def get_ops():
     """The active backend's op namespace (chosen lazily on first use)."""
     if _active is None:
-        env = os.environ.get("MINICNN_BACKEND")
-        set_backend(env if env else ("cupy" if _gpu_usable() else "numpy"))
+        name = config.get("MINICNN_BACKEND")
+        set_backend(name if name else ("cupy" if _gpu_usable() else "numpy"))
     return _active
 
 

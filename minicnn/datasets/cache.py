@@ -4,24 +4,12 @@ import os
 import tempfile
 from pathlib import Path
 
-
-def cache_root():
-    """The minicnn cache folder.
-
-    $MINICNN_CACHE_DIR if set, else $XDG_CACHE_HOME/minicnn, else
-    ~/.cache/minicnn (the XDG default, also fine on macOS and Windows).
-    """
-    override = os.environ.get("MINICNN_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    base = Path(xdg).expanduser() if xdg else Path.home() / ".cache"
-    return base / "minicnn"
+from .. import config
 
 
 def dataset_cache_dir(name):
     """The cache folder of one dataset, e.g. ~/.cache/minicnn/datasets/mnist."""
-    return cache_root() / "datasets" / name
+    return config.cache_root() / "datasets" / name
 
 
 def write_atomic(path, data):

@@ -5,7 +5,6 @@ then the cache folder, then downloads that fill the cache. Every file is
 checked against the sha256 of the original MNIST files before use.
 """
 
-import math
 import os
 import sys
 import warnings
@@ -14,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import config
 from . import mnist_sources
 from .cache import dataset_cache_dir, write_atomic
 from .errors import DatasetUnavailableError
@@ -35,7 +35,6 @@ NPZ_KEYS = {"x_train": TRAIN_IMAGES, "y_train": TRAIN_LABELS,
 
 DATA_DIR_ENV = "MINICNN_DATA_DIR"
 BUDGET_ENV = "MINICNN_DOWNLOAD_BUDGET"
-DOWNLOAD_BUDGET_S = 180.0  # all downloads together, probes included; $MINICNN_DOWNLOAD_BUDGET
 PROBE_TIMEOUT_S = 4.0  # servers that do not answer this fast are skipped
 
 
@@ -92,9 +91,9 @@ def load_data(path=None):
 def _load_arrays(path):
     if path is not None:
         return load_local(Path(os.fspath(path)).expanduser(), "the path argument")
-    named = os.environ.get(DATA_DIR_ENV)
+    named = config.get(DATA_DIR_ENV)
     if named:
-        return load_local(Path(named).expanduser(), f"${DATA_DIR_ENV}")
+        return load_local(Path(named), f"${DATA_DIR_ENV}")
     return load_cached_or_downloaded(dataset_cache_dir("mnist"))
 
 
@@ -165,29 +164,11 @@ def check_npz_array(array, spec, where):
 
 # ---- the cache, then downloads that fill it ----
 
-def download_budget(value):
-    """Parse $MINICNN_DOWNLOAD_BUDGET: seconds for all downloads together.
-
-    None or a blank value gives DOWNLOAD_BUDGET_S. Raises ValueError naming
-    the variable unless the value is a positive, finite number.
-    """
-    if value is None or not value.strip():
-        return DOWNLOAD_BUDGET_S
-    try:
-        seconds = float(value)
-    except ValueError:
-        seconds = math.nan
-    if not (math.isfinite(seconds) and seconds > 0):
-        raise ValueError(f"{BUDGET_ENV} must be a positive number of seconds, got {value!r}")
-    return seconds
-
-
 def load_cached_or_downloaded(cache):
     """Load {spec: array} from `cache`, downloading what it lacks."""
     # Settings are checked first, so a typo is reported even with a full cache.
-    budget = download_budget(os.environ.get(BUDGET_ENV))
-    sources = mnist_sources.byte_sources(
-        mnist_sources.user_mirrors(os.environ.get(mnist_sources.MIRROR_ENV)))
+    budget = config.get(BUDGET_ENV)
+    sources = mnist_sources.byte_sources(config.get(mnist_sources.MIRROR_ENV))
     arrays, cache_problem = read_cache(cache)
     if len(arrays) == len(SPECS):
         return arrays

@@ -8,7 +8,6 @@ example order, so it is checked by an order-independent digest instead.
 
 import hashlib
 import importlib.util
-import re
 import shutil
 import subprocess
 import tempfile
@@ -16,7 +15,6 @@ from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Callable, Optional
-from urllib.parse import urlsplit
 
 import numpy as np
 
@@ -53,39 +51,6 @@ class ByteSource:
     label: str  # how the source is named in messages
     probe_url: Optional[str]  # server checked before use; None: no check
     fetch: Callable  # fetch(specs, deadline) -> iterator of (spec, bytes, where)
-
-
-def user_mirrors(value):
-    """Parse $MINICNN_MNIST_MIRROR: base URLs separated by whitespace or commas.
-
-    Returns the bases, each ending in "/" (file names are appended to it).
-    Raises ValueError naming the variable for a URL that is not http(s)
-    with a host, or file. None or a blank value gives no mirrors.
-    """
-    urls = [url for url in re.split(r"[\s,]+", value or "") if url]
-    for url in urls:
-        if not is_mirror_url(url):
-            raise ValueError(
-                f"{MIRROR_ENV} must hold http://, https:// or file:// base URLs "
-                f"separated by spaces or commas, got {url!r} (in {value!r})"
-            )
-    return [url if url.endswith("/") else url + "/" for url in urls]
-
-
-def is_mirror_url(url):
-    """Whether `url` can be a mirror base: http(s) with a host, or file."""
-    try:
-        parts = urlsplit(url)
-        parts.port  # raises ValueError for a port that is not a number
-    except ValueError:  # e.g. an unclosed "[" of an IPv6 address
-        return False
-    if parts.query or parts.fragment:  # file names are appended to the base
-        return False
-    scheme = parts.scheme.lower()
-    if scheme == "file":
-        return bool(parts.path)
-    # A host is required: "localhost:8000/mnist" parses as scheme "localhost".
-    return scheme in ("http", "https") and bool(parts.hostname)
 
 
 def byte_sources(extra_mirrors=()):

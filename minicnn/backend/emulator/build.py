@@ -18,6 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from ... import config
 from . import settings, signatures
 from .errors import BuildError
 
@@ -36,18 +37,9 @@ CXX_FLAGS = (
 )
 
 
-def cache_root():
-    """$MINICNN_CACHE_DIR, else $XDG_CACHE_HOME/minicnn, else ~/.cache/minicnn."""
-    override = os.environ.get("MINICNN_CACHE_DIR")
-    if override:
-        return Path(override).expanduser()
-    xdg = os.environ.get("XDG_CACHE_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".cache") / "minicnn"
-
-
 def cache_dir():
-    """Where built libraries live: <cache_root>/emulator."""
-    return cache_root() / "emulator"
+    """Where built libraries live: <minicnn's cache>/emulator (see minicnn.config)."""
+    return config.cache_root() / "emulator"
 
 
 def compiler():
