@@ -2,7 +2,8 @@
 import numpy as np
 
 from . import backend
-from .layers.padding import normalize_padding, window_geometry
+from .layers.padding import normalize_padding
+from .ops.geometry import window_geometry
 
 
 def _strides_pair(strides):

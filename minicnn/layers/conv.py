@@ -3,7 +3,8 @@ import numpy as np
 
 from .. import activations, backend, initializers
 from .base import ActivatedLayer, as_pair
-from .padding import normalize_padding, window_geometry
+from ..ops.geometry import window_geometry
+from .padding import normalize_padding
 
 
 class Conv2D(ActivatedLayer):

@@ -1,7 +1,8 @@
 """MaxPooling2D."""
 from .. import backend
 from .base import Layer, as_pair
-from .padding import normalize_padding, window_geometry
+from ..ops.geometry import window_geometry
+from .padding import normalize_padding
 
 
 class MaxPooling2D(Layer):
