@@ -23,11 +23,15 @@ fixed chunks and added in order, so results do not depend on the thread
 count or schedule.
 """
 import os
+import threading
 
 import numpy as np
 
+from .. import config
+
+_WANTED = config.get("MINICNN_NUMBA")  # a bad value raises here, not hidden below
 try:
-    if os.environ.get("MINICNN_NUMBA", "1") == "0":
+    if not _WANTED:
         raise ImportError("disabled by MINICNN_NUMBA=0")
     import numba
     from numba import njit, prange
@@ -90,14 +94,19 @@ def usable(*arrays):
     return True
 
 
-_threads_set = [None]
+# What set_threads() last asked for, per Python thread: Numba's thread count
+# belongs to the calling thread (numba.set_num_threads sets it for the caller
+# alone; any other thread still has the default, NUMBA_NUM_THREADS), so a
+# count set from one thread must not count as set in another.
+_threads_set = threading.local()
 
 
 def set_threads(n):
-    """Use n Numba threads (at most what Numba started with)."""
-    if AVAILABLE and _threads_set[0] != n:
+    """Make the kernels this thread calls next use n Numba threads (at most
+    what Numba started with). Cheap when nothing changes: one attribute look-up."""
+    if AVAILABLE and getattr(_threads_set, "n", None) != n:
         numba.set_num_threads(max(1, min(n, numba.config.NUMBA_NUM_THREADS)))
-        _threads_set[0] = n
+        _threads_set.n = n
 
 
 if AVAILABLE:
@@ -245,7 +254,7 @@ if AVAILABLE:
     # cblas_sgemm(order, transA, transB, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc),
     # declared to Numba as an external symbol (so the kernels that call it can
     # be cached on disk); pointers are passed as integers.
-    _found = _find_sgemm() if os.environ.get("MINICNN_NUMBA_GEMM", "1") != "0" else None
+    _found = _find_sgemm() if config.get("MINICNN_NUMBA_GEMM") else None
     GEMM = _found is not None
     if GEMM:
         import llvmlite.binding as _llvm

@@ -27,21 +27,18 @@ import _thread
 import ctypes
 import itertools
 import os
+import queue
 import threading
+
+from .. import config
 
 _MAX_DEFAULT_THREADS = 8
 
 
 def _default_threads():
-    env = os.environ.get("MINICNN_NUM_THREADS")
-    if env:
-        try:
-            n = int(env)
-        except ValueError:
-            raise ValueError(f"MINICNN_NUM_THREADS must be a positive int, got {env!r}") from None
-        if n < 1:
-            raise ValueError(f"MINICNN_NUM_THREADS must be a positive int, got {env!r}")
-        return n
+    chosen = config.get("MINICNN_NUM_THREADS")
+    if chosen:
+        return chosen
     try:
         n = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # not on Linux
@@ -171,40 +168,108 @@ ops_region = _OpsRegion()
 # ----------------------------------------------------------------------------
 # the worker pool
 # ----------------------------------------------------------------------------
+# Ctrl-C: Python raises KeyboardInterrupt in the main thread, inside a
+# blocking wait or between two bytecodes, so it can reach a caller of
+# parallel() at any step: while it hands out jobs, in its own part, while it
+# waits for the workers. The pool must come out of it whole: the interrupt
+# goes on to the user only once no worker is still running a part of the
+# op (the parts write into the op's arrays), and the next op finds every
+# worker idle and its bookkeeping straight. So no step of the caller's may
+# leave a state that a lost step would break:
+#
+# - a job is recorded on its worker before it is sent, and sending it twice
+#   is harmless (a worker runs a job once), so should an interrupt come
+#   between the two, the wait sends it;
+# - waiting for a job takes nothing away (``with job.done: pass``), so a wait
+#   cut short by an interrupt can simply be repeated, and a worker never
+#   releases a lock twice: each job brings a fresh one;
+# - the caller repeats the wait for all its jobs until they are done, and
+#   only then raises the interrupt (_finish_all); should a second interrupt
+#   hit the few bytecodes of that loop itself, the next call waits for any
+#   job still running before it sends its own (_Worker.start);
+# - the pool's busy flag is held by a ``with`` statement, which releases it
+#   on every way out.
+class _Job:
+    """One worker's share of one :func:`parallel` call.
+
+    ``done`` is locked from the start and released by the worker once it has
+    run ``fn``: a new lock per job, released exactly once."""
+
+    __slots__ = ("fn", "done", "error", "sent")
+
+    def __init__(self, fn):
+        self.fn = fn
+        self.error = None
+        self.sent = False  # surely in the worker's inbox
+        self.done = _thread.allocate_lock()
+        self.done.acquire()
+
+
 class _Worker:
-    """One persistent thread that runs ``fn(part)`` each time it is started."""
+    """One persistent thread that runs the jobs sent to it, in order."""
 
     def __init__(self, part):
         self.part = part
-        self.go = _thread.allocate_lock()
-        self.go.acquire()
-        self.done = _thread.allocate_lock()
-        self.done.acquire()
-        self.fn = None
-        self.error = None
+        self.job = None  # the latest job (sent, or about to be)
+        self.inbox = queue.SimpleQueue()
         self.thread = threading.Thread(target=self._loop, name=f"minicnn-cpu-{part}", daemon=True)
         self.thread.start()
 
     def _loop(self):
         while True:
-            self.go.acquire()
-            fn = self.fn
+            job = self.inbox.get()
+            fn, job.fn = job.fn, None  # a copy of this job sent again finds None
+            if fn is None:
+                continue
             try:
                 fn(self.part)
             except BaseException as e:  # handed back to the caller
-                self.error = e
-            self.done.release()
+                job.error = e
+            job.done.release()
 
     def start(self, fn):
-        self.fn = fn
-        self.error = None
-        self.go.release()
+        """Send this worker a job that runs ``fn(part)``."""
+        last = self.job
+        if last is not None and last.done.locked():
+            self.finish()  # a job of an interrupted earlier call may still be running: see above
+        job = _Job(fn)
+        self.job = job  # recorded before it is sent: finish() sends it if need be
+        self.inbox.put(job)
+        job.sent = True
 
-    def join(self):
-        self.done.acquire()
-        self.fn = None
-        err, self.error = self.error, None
+    def finish(self):
+        """Wait for the latest job to have run; returns its error, or None.
+
+        Safe to repeat, and to call on a worker with no job running."""
+        job = self.job
+        if job is None:
+            return None
+        if not job.sent:  # an interrupt came between recording the job and sending it
+            self.inbox.put(job)
+            job.sent = True
+        with job.done:  # waits until the worker has released it; takes nothing away
+            pass
+        err, job.error = job.error, None
         return err
+
+
+def _finish_all(workers):
+    """The workers' errors, once each has run its latest job.
+
+    An interrupt (KeyboardInterrupt, or whatever another signal handler
+    raises) does not cut this wait short: it is raised once all jobs are done.
+    Nothing else can raise in here, so the loop ends."""
+    interrupt = None
+    while True:
+        try:
+            errors = [w.finish() for w in workers]
+            break
+        except BaseException as e:
+            if interrupt is None:
+                interrupt = e
+    if interrupt is not None:
+        raise interrupt
+    return errors
 
 
 class _Pool:
@@ -228,7 +293,8 @@ def num_threads():
 
 
 def set_num_threads(n):
-    """Use ``n`` threads (>= 1) in the CPU ops from now on."""
+    """Use ``n`` threads (>= 1) in the CPU ops from now on, whichever Python
+    thread calls them (the Numba kernels apply it per calling thread)."""
     global _num_threads
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads expects a positive int, got {n!r}")
@@ -302,11 +368,12 @@ def parallel(n, fn, min_per_part=1):
         fn(0, n, 0)
         return 1
     pool = _get_pool(threads)
-    if not pool.busy.acquire(False):
+    if pool.busy.locked():  # a call from inside a part, or another thread's op
         for k, (lo, hi) in enumerate(bounds):
             fn(lo, hi, k)
         return parts
-    try:
+    # (should another thread take the pool after that check, this waits for it)
+    with pool.busy:
         claim = itertools.count()  # next() is atomic under the GIL
 
         def run(_):
@@ -315,17 +382,13 @@ def parallel(n, fn, min_per_part=1):
                     return
                 lo, hi = bounds[k]
                 fn(lo, hi, k)
-        started = []
         try:
             for w in pool.workers:
                 w.start(run)
-                started.append(w)
             run(0)
         finally:
-            errors = [w.join() for w in started]
+            errors = _finish_all(pool.workers)
         for e in errors:
             if e is not None:
                 raise e
-    finally:
-        pool.busy.release()
     return parts

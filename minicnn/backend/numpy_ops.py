@@ -22,15 +22,15 @@ Set ``MINICNN_CPU_FAST=0`` (or ``numpy_ops.FAST = False``) to run the reference
 code alone, ``MINICNN_NUMBA=0`` to keep Numba out, and ``MINICNN_NUM_THREADS``
 to choose the thread count.
 """
-import os
 
 import numpy as np
 
+from .. import config
 from . import cpu_fast as _fast
 
 xp = np  # the array module of this backend
 
-FAST = os.environ.get("MINICNN_CPU_FAST", "1") != "0"
+FAST = config.get("MINICNN_CPU_FAST")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
