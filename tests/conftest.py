@@ -9,6 +9,7 @@ downloads. When none has the files the test is skipped and says where it
 looked; the run ends with one line saying how many tests ran on real MNIST.
 """
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -68,6 +69,39 @@ def pytest_terminal_summary(terminalreporter):
     else:
         tests = "test" if len(ran) == 1 else "tests"
         terminalreporter.write_line(f"real MNIST: {len(ran)} {tests} passed on it (from {where})")
+
+
+IMPLEMENTATIONS = ("reference", "cpu_kernels", "emulator", "gpu")
+
+
+@pytest.fixture(params=IMPLEMENTATIONS)
+def impl(request):
+    """Run a test once per implementation of the ops (see minicnn/ops):
+    'reference' (NumPy, MINICNN_CPU_FAST=0), 'cpu_kernels' (the compiled CPU
+    fast paths; skipped without Numba), 'emulator' (the CUDA kernels on the CPU)
+    and 'gpu' (CuPy; skipped without a GPU). The value is the name."""
+    from minicnn import backend, config
+    name = request.param
+    if name == "gpu" and not gpu_available():
+        pytest.skip("needs a CUDA GPU (cupy.is_available() is False)")
+    if name == "emulator" and shutil.which("g++") is None:
+        pytest.skip("the emulator needs g++")
+    if name == "cpu_kernels":
+        from minicnn.backend import cpu_gemm, cpu_threads
+        from minicnn.backend.cpu import runtime
+        if not runtime().kernels:
+            pytest.skip("compiled CPU kernels need Numba (pip install 'minicnn[fast]')")
+        # split the work into 3 uneven parts down to the tiny test arrays
+        monkeypatch = request.getfixturevalue("monkeypatch")
+        monkeypatch.setattr(cpu_gemm, "MIN_PART_MACS", 1)
+        threads = cpu_threads.num_threads()
+        cpu_threads.set_num_threads(3)
+        request.addfinalizer(lambda: cpu_threads.set_num_threads(threads))
+    previous = backend.backend_name()
+    backend.set_backend({"reference": "numpy", "cpu_kernels": "numpy"}.get(name, "cupy" if name == "gpu" else name))
+    with config.override(MINICNN_CPU_FAST=(name != "reference")):
+        yield name
+    backend.set_backend(previous)
 
 
 def gpu_available():

@@ -43,6 +43,7 @@ BACKENDS = ("numpy", "cupy", "emulator")
 
 _active = None
 _active_name = None
+_device = None
 
 
 def _gpu_usable():
@@ -54,6 +55,17 @@ def _gpu_usable():
         return bool(cupy.is_available())
     except Exception:  # a broken CUDA install counts as no GPU
         return False
+
+
+def _make_device(name):
+    from .devices import CpuDevice, CudaDevice
+    if name == "numpy":
+        return CpuDevice()
+    if name == "cupy":
+        import cupy
+        return CudaDevice(cupy, "cupy")
+    import numpy
+    return CudaDevice(numpy, "emulator")
 
 
 def _make(name):
@@ -82,11 +94,12 @@ def set_backend(name):
     Arrays made under one backend are not converted: build and train a model
     under one backend. Example: ``backend.set_backend('emulator')``.
     """
-    global _active, _active_name
+    global _active, _active_name, _device
     if not isinstance(name, str):
         raise TypeError(f"set_backend expects a string, got {type(name).__name__}: {name!r}")
     name = name.lower()
     _active = _make(name)
+    _device = _make_device(name)
     _active_name = name
 
 
@@ -102,6 +115,13 @@ def get_ops():
         name = config.get("MINICNN_BACKEND")
         set_backend(name if name else ("cupy" if _gpu_usable() else "numpy"))
     return _active
+
+
+def device():
+    """The active device (:mod:`minicnn.backend.devices`): what the ops run on."""
+    if _device is None:
+        get_ops()
+    return _device
 
 
 def clear_session():

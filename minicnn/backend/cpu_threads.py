@@ -128,6 +128,11 @@ class _Blas:
                 set_(n)
 
 
+def openblas_paths():
+    """Paths of the (pthreads) OpenBLAS libraries loaded in this process."""
+    return _Blas._openblas_paths()
+
+
 _blas = None
 
 

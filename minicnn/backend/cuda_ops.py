@@ -32,7 +32,7 @@ TARGETS = ("cupy", "emulator")
 # Every kernel this class launches, by module (kernels/<module>.cu). The
 # compile tests check that each file defines exactly these entry points.
 KERNELS = {
-    "conv": ("im2col_nhwc", "col2im_nhwc"),
+    "conv2d": ("im2col_nhwc", "col2im_nhwc"),
     "pooling": ("maxpool_forward_nhwc", "maxpool_backward_nhwc"),
     "elementwise": ("bias_act_forward", "act_backward", "column_sum_partials",
                     "column_sum_finish"),
@@ -244,7 +244,7 @@ class CudaOps:
             return x.reshape(n * h * w, c)
         col = self.xp.empty((n * oh * ow, kh * kw * c), dtype=np.float32)
         if col.size:
-            self._launch(op, "conv", "im2col_nhwc", _grid_1d(col.size), (BLOCK_1D, 1, 1),
+            self._launch(op, "conv2d", "im2col_nhwc", _grid_1d(col.size), (BLOCK_1D, 1, 1),
                          (x, col) + tuple(np.int32(v) for v in g))
         return col
 
@@ -253,7 +253,7 @@ class CudaOps:
             return dcol.reshape(x_shape)
         dx = self.xp.empty(x_shape, dtype=np.float32)
         if dx.size:
-            self._launch(op, "conv", "col2im_nhwc", _grid_1d(dx.size), (BLOCK_1D, 1, 1),
+            self._launch(op, "conv2d", "col2im_nhwc", _grid_1d(dx.size), (BLOCK_1D, 1, 1),
                          (dcol, dx) + tuple(np.int32(v) for v in g))
         return dx
 

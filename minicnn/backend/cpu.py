@@ -1,0 +1,152 @@
+"""The CPU as a device: ONE runtime object for threads, BLAS, memory and compiled kernels.
+
+The ops' CPU fast paths ask :func:`runtime` for everything that is about the
+machine rather than the math:
+
+- ``threads`` / ``set_threads(n)``: how many threads the ops split work over
+  ($MINICNN_NUM_THREADS, default the CPUs this process may use, at most 8);
+- ``parallel(n, fn)``: ``fn(lo, hi, part)`` over contiguous parts of range(n)
+  on the Python worker pool (:mod:`cpu_threads`); ``one_blas_thread``: a
+  context holding OpenBLAS at one thread while an op splits the work itself;
+- ``scratch`` / ``take`` / ``give_back``: reused memory (:mod:`cpu_scratch`);
+- ``kernels``: whether compiled kernels run (Numba installed, $MINICNN_NUMBA
+  not 0); ``compile(fn)`` turns an op's plain-Python kernel (written with
+  ``prange`` for its parallel loop) into a Numba function, cached on disk;
+  ``gemm`` / ``gemm_tn``: matrix products split over the threads
+  (:mod:`cpu_gemm`).
+
+Nothing here knows any op. Example::
+
+    >>> from minicnn.backend.cpu import runtime
+    >>> cpu = runtime()
+    >>> buf = cpu.scratch("my-op", (64, 576), "float32")
+"""
+import os
+import threading
+import types
+
+import numpy as np
+
+from .. import config
+from . import cpu_gemm, cpu_scratch, cpu_threads
+
+
+class CpuRuntime:
+    """Threads, BLAS scoping, scratch memory and compiled kernels of this process."""
+
+    def __init__(self):
+        self.numba = _import_numba()
+        self.kernels = self.numba is not None
+        self.gemm_parts = None
+        if self.kernels and config.get("MINICNN_NUMBA_GEMM"):
+            self.gemm_parts = cpu_gemm.compile_gemm_parts(self.numba)
+        self._compiled = {}               # plain kernel -> compiled kernel
+        self._numba_threads = threading.local()
+        self.one_blas_thread = cpu_threads.ops_region
+        self.scratch = cpu_scratch.scratch
+        self.take = cpu_scratch.take
+        self.give_back = cpu_scratch.give_back
+
+    # -- threads ---------------------------------------------------------------
+    @property
+    def threads(self):
+        return cpu_threads.num_threads()
+
+    def set_threads(self, n):
+        cpu_threads.set_num_threads(n)
+
+    def parallel(self, n, fn, min_per_part=1):
+        """Run ``fn(lo, hi, part)`` over contiguous parts of range(n); returns the part count."""
+        return cpu_threads.parallel(n, fn, min_per_part)
+
+    def plan(self, n, min_per_part=1):
+        return cpu_threads.plan(n, min_per_part)
+
+    # -- compiled kernels ----------------------------------------------------------
+    def uses_kernels(self, *arrays):
+        """Compiled kernels take C-contiguous float32 arrays (float64 runs the reference)."""
+        return (self.kernels and config.get("MINICNN_CPU_FAST")
+                and all(a.dtype == np.float32 and a.flags.c_contiguous for a in arrays))
+
+    def compile(self, kernel):
+        """``kernel`` (a plain Python function whose parallel loop is ``prange``)
+        compiled by Numba, once; calls run on ``threads`` threads."""
+        compiled = self._compiled.get(kernel)
+        if compiled is None:
+            # the kernel's module binds prange = range (readable, runs as plain
+            # Python); compiled, the same code sees Numba's parallel prange
+            scope = dict(kernel.__globals__, prange=self.numba.prange)
+            fn = types.FunctionType(kernel.__code__, scope, kernel.__name__, kernel.__defaults__)
+            fn.__qualname__, fn.__module__, fn.__doc__ = kernel.__qualname__, kernel.__module__, kernel.__doc__
+            jitted = self.numba.njit(parallel=True, nogil=True, cache=True, fastmath=False,
+                                     error_model="numpy")(fn)
+            compiled = self._compiled[kernel] = _Kernel(self, jitted)
+        return compiled
+
+    def set_numba_threads(self):
+        """Numba's thread count is per calling thread: set it for this one."""
+        n = self.threads
+        if getattr(self._numba_threads, "n", None) != n:
+            self.numba.set_num_threads(max(1, min(n, self.numba.config.NUMBA_NUM_THREADS)))
+            self._numba_threads.n = n
+
+    def gemm(self, a, b, out):
+        """out = a @ b with a's rows split over the threads."""
+        return cpu_gemm.gemm(self, a, b, out)
+
+    def gemm_tn(self, a, b):
+        """a.T @ b with the rows split over the threads, summed in part order."""
+        return cpu_gemm.gemm_tn(self, a, b)
+
+    def clear(self):
+        """Drop reused memory (scratch, free buffers)."""
+        cpu_scratch.clear()
+
+
+class _Kernel:
+    """A compiled kernel that runs on the runtime's thread count in any calling thread."""
+
+    def __init__(self, runtime, jitted):
+        self.runtime = runtime
+        self.jitted = jitted
+
+    def __call__(self, *args):
+        self.runtime.set_numba_threads()
+        return self.jitted(*args)
+
+
+def _import_numba():
+    """Numba, or None when it is not installed, refused, or turned off."""
+    if not config.get("MINICNN_NUMBA"):
+        return None
+    try:
+        import numba
+    except Exception:  # not installed, or refusing this NumPy: the reference code runs
+        return None
+    return numba
+
+
+_runtime = None
+_runtime_lock = threading.Lock()
+
+
+def runtime():
+    """The process's CPU runtime (made on first use)."""
+    global _runtime
+    if _runtime is None:
+        with _runtime_lock:
+            if _runtime is None:
+                _runtime = CpuRuntime()
+    return _runtime
+
+
+def _after_fork_in_child():
+    # Numba's OpenMP threads do not survive fork(): a child that used them
+    # would hang, so a forked child runs without compiled kernels
+    if _runtime is not None:
+        _runtime.kernels = False
+        _runtime.gemm_parts = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)

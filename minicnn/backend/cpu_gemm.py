@@ -1,0 +1,136 @@
+"""Matrix products split over the CPU threads, for the ops' fast paths.
+
+``gemm(a, b, out)`` computes ``out = a @ b`` with a's rows split into one part
+per thread; ``gemm_tn(a, b)`` computes ``a.T @ b`` with the rows of a and b
+split, the partial products summed in part order (the same bits every run).
+
+With Numba and NumPy's bundled OpenBLAS, each part is one call of OpenBLAS's
+own ``cblas_sgemm`` made from a Numba ``prange``: the GEMMs run on the same
+threads as the compiled kernels (one pool, no GIL, no Python thread to wake;
+two pools, Numba's and ours, were measured to slow each other's GEMMs by a
+third). Otherwise each part is an ``np.matmul`` on our Python thread pool.
+Either way OpenBLAS itself is held at one thread (:mod:`cpu_threads`).
+"""
+import ctypes
+
+import numpy as np
+
+from . import cpu_threads
+
+ROW_MAJOR, AS_IS, TRANSPOSED = 101, 111, 112   # the CBLAS enum values
+MIN_PART_MACS = 1 << 21   # multiply-adds that make a part worth its own thread
+
+
+def find_sgemm():
+    """(address, 64-bit ints?) of NumPy's own OpenBLAS cblas_sgemm, or None."""
+    for path in cpu_threads.openblas_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for name, wide in (("scipy_cblas_sgemm64_", True), ("cblas_sgemm64_", True),
+                           ("scipy_cblas_sgemm", False), ("cblas_sgemm", False)):
+            fn = getattr(lib, name, None)
+            if fn is not None:
+                return ctypes.cast(fn, ctypes.c_void_p).value, wide
+    return None
+
+
+def compile_gemm_parts(numba):
+    """A compiled ``parts(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc)``:
+    one row-major sgemm per part on all threads, C_p (ms[p] x n) = op(A_p) @
+    op(B_p) with K = ks[p]; or None without a usable cblas_sgemm."""
+    found = find_sgemm()
+    if found is None:
+        return None
+    import llvmlite.binding as llvm
+    from numba.core import types as t
+    address, wide = found
+    name = "minicnn_cblas_sgemm64" if wide else "minicnn_cblas_sgemm32"
+    llvm.add_symbol(name, address)
+    it = t.int64 if wide else t.int32
+    # declared as an external symbol (not a ctypes pointer) so that the
+    # compiled function can be cached on disk; pointers travel as integers
+    sgemm = t.ExternalFunction(name, t.void(t.int32, t.int32, t.int32, it, it, it, t.float32,
+                                            t.intp, it, t.intp, it, t.float32, t.intp, it))
+    one, zero = np.float32(1), np.float32(0)
+
+    @numba.njit(parallel=True, nogil=True, cache=True)
+    def parts(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
+        for p in numba.prange(ms.shape[0]):
+            sgemm(ROW_MAJOR, ta, tb, ms[p], n, ks[p], one, a_ptrs[p], lda, b_ptrs[p], ldb,
+                  zero, c_ptrs[p], ldc)
+    return parts
+
+
+def _operand(v):
+    """(transpose flag, leading dimension) of a 2-D view for row-major cblas,
+    or None when neither v nor v.T is C-contiguous."""
+    if v.flags.c_contiguous:
+        return AS_IS, v.shape[1]
+    if v.T.flags.c_contiguous:
+        return TRANSPOSED, v.shape[0]
+    return None
+
+
+def _min_rows(a, b):
+    return max(1, -(-MIN_PART_MACS // max(1, a.shape[1] * b.shape[1])))
+
+
+def gemm(runtime, a, b, out):
+    """out = a @ b (2-D), a's rows split over the threads, one GEMM per part."""
+    m = a.shape[0]
+    oa, ob = _operand(a), _operand(b)
+    if runtime.gemm_parts is not None and a.dtype == b.dtype == out.dtype == np.float32 \
+            and out.flags.c_contiguous and oa and ob:
+        parts = cpu_threads.plan(m, _min_rows(a, b))[1]
+        bounds = np.array(cpu_threads.split(m, parts), dtype=np.int64)
+        lo, hi = bounds[:, 0], bounds[:, 1]
+        row_bytes = oa[1] * 4 if oa[0] == AS_IS else 4   # from one row of op(a) to the next
+        runtime.set_numba_threads()
+        runtime.gemm_parts(oa[0], ob[0], hi - lo, b.shape[1], np.full(parts, a.shape[1], np.int64),
+                           a.ctypes.data + lo * row_bytes, oa[1],
+                           np.full(parts, b.ctypes.data, np.int64), ob[1],
+                           out.ctypes.data + lo * out.shape[1] * 4, out.shape[1])
+        return out
+
+    def part(lo, hi, p):
+        np.matmul(a[lo:hi], b, out=out[lo:hi])
+
+    cpu_threads.parallel(m, part, _min_rows(a, b))
+    return out
+
+
+def gemm_tn(runtime, a, b):
+    """a.T @ b, the rows of a and b split over the threads; partial products
+    summed in part order (same bits every run, for a given thread count)."""
+    m, k, n = a.shape[0], a.shape[1], b.shape[1]
+    oa = _operand(a)
+    if runtime.gemm_parts is not None and a.dtype == b.dtype == np.float32 \
+            and b.flags.c_contiguous and oa:
+        parts = cpu_threads.plan(m, _min_rows(a, b))[1]
+        bounds = np.array(cpu_threads.split(m, parts), dtype=np.int64)
+        lo, hi = bounds[:, 0], bounds[:, 1]
+        outs = np.empty((parts, k, n), dtype=np.float32)
+        if oa[0] == AS_IS:  # a (m, k) row-major: a[lo:hi].T is its rows transposed
+            ta, a_ptrs = TRANSPOSED, a.ctypes.data + lo * oa[1] * 4
+        else:               # a = c.T with c (k, m) row-major: a[lo:hi].T = c[:, lo:hi]
+            ta, a_ptrs = AS_IS, a.ctypes.data + lo * 4
+        runtime.set_numba_threads()
+        runtime.gemm_parts(ta, AS_IS, np.full(parts, k, np.int64), n, hi - lo, a_ptrs, oa[1],
+                           b.ctypes.data + lo * n * 4, n,
+                           outs.ctypes.data + np.arange(parts, dtype=np.int64) * (k * n * 4), n)
+        total = outs[0].copy()
+        for p in range(1, parts):
+            total += outs[p]
+        return total
+    outs = {}
+
+    def part(lo, hi, p):
+        outs[p] = np.matmul(a[lo:hi].T, b[lo:hi])
+
+    parts = cpu_threads.parallel(m, part, _min_rows(a, b))
+    total = outs[0]
+    for p in range(1, parts):
+        total += outs[p]
+    return total

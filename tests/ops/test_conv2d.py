@@ -1,0 +1,89 @@
+"""minicnn.ops.conv2d: every implementation against the naive loop, on odd shapes."""
+import numpy as np
+import pytest
+
+import naive
+from minicnn import backend
+from minicnn.ops import conv2d
+from minicnn.ops.geometry import out_size_and_pads
+
+CASES = [
+    # (x shape, kernel (kh, kw, c, f), strides, padding)
+    ((2, 7, 6, 2), (3, 3, 2, 3), (1, 1), "valid"),
+    ((1, 9, 8, 3), (2, 3, 3, 5), (2, 1), "valid"),     # rectangular kernel, stride on H only
+    ((3, 7, 5, 1), (3, 3, 1, 4), (2, 2), "same"),      # C=1 (patches as columns), odd SAME
+    ((1, 8, 9, 2), (1, 4, 2, 3), (3, 2), "same"),
+    ((5, 6, 6, 17), (3, 3, 17, 4), (1, 1), "same"),    # patches as rows (kw*c >= 16)
+    ((4, 5, 7, 16), (2, 2, 16, 6), (2, 3), "valid"),
+    ((1, 4, 4, 20), (5, 5, 20, 2), (1, 1), "same"),    # kernel larger than the input
+    ((2, 5, 5, 3), (1, 1, 3, 4), (1, 1), "valid"),     # pointwise: the patch matrix is x
+]
+
+
+def pads_for(x_shape, k_shape, strides, padding):
+    _, top, bottom = out_size_and_pads(x_shape[1], k_shape[0], strides[0], padding)
+    _, left, right = out_size_and_pads(x_shape[2], k_shape[1], strides[1], padding)
+    return top, bottom, left, right
+
+
+def dev(a):
+    return backend.asarray(a)
+
+
+@pytest.mark.parametrize("x_shape, k_shape, strides, padding", CASES)
+def test_forward_and_backward_match_the_naive_loop(impl, x_shape, k_shape, strides, padding):
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    w = rng.standard_normal(k_shape).astype(np.float32)
+    pads = pads_for(x_shape, k_shape, strides, padding)
+    y, ctx = conv2d.forward(dev(x), dev(w), strides, pads, training=True)
+    y = backend.to_numpy(y)
+    np.testing.assert_allclose(y, naive.conv2d(x, w, strides, pads), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw = conv2d.backward(dev(dy), ctx, dev(w))
+    ndx, ndw = naive.conv2d_backward(dy, x, w, strides, pads)
+    np.testing.assert_allclose(backend.to_numpy(dx), ndx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(backend.to_numpy(dw), ndw, rtol=1e-4, atol=1e-4)
+    # without the kept patches (an inference forward) backward rebuilds them: same numbers
+    _, ctx2 = conv2d.forward(dev(x), dev(w), strides, pads)
+    none, dw2 = conv2d.backward(dev(dy), ctx._replace(patches=None), dev(w), need_dx=False)
+    assert none is None and ctx2.patches is None
+    np.testing.assert_allclose(backend.to_numpy(dw2), ndw, rtol=1e-4, atol=1e-4)
+
+
+def test_the_reference_in_float64_is_exact_to_rounding():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 6, 5, 3))
+    w = rng.standard_normal((3, 2, 3, 4))
+    pads = (1, 1, 0, 1)
+    np.testing.assert_allclose(conv2d.forward_reference(x, w, (2, 1), pads),
+                               naive.conv2d(x, w, (2, 1), pads), rtol=1e-12)
+    dy = rng.standard_normal((2, 3, 5, 4))
+    for got, want in zip(conv2d.backward_reference(dy, x, w, (2, 1), pads),
+                         naive.conv2d_backward(dy, x, w, (2, 1), pads)):
+        np.testing.assert_allclose(got, want, rtol=1e-12)
+
+
+def test_a_big_inference_batch_goes_through_in_slices(impl, monkeypatch):
+    monkeypatch.setattr(conv2d, "MAX_SLICE_BYTES", 3000)
+    rng = np.random.default_rng(2)
+    x = rng.standard_normal((7, 9, 9, 4)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
+    y, _ = conv2d.forward(dev(x), dev(w), (1, 1), (1, 1, 1, 1))
+    np.testing.assert_allclose(backend.to_numpy(y), naive.conv2d(x, w, (1, 1), (1, 1, 1, 1)),
+                               rtol=1e-4, atol=1e-4)
+
+
+def test_bad_calls_fail_the_same_way_on_every_device(impl):
+    x = dev(np.zeros((2, 5, 5, 3), np.float32))
+    with pytest.raises(ValueError, match=r"conv2d: x has 3 channels but the kernel expects 2"):
+        conv2d.forward(x, dev(np.zeros((3, 3, 2, 4), np.float32)), (1, 1), (0, 0, 0, 0))
+    with pytest.raises(ValueError, match=r"conv2d: a 6x6 window does not fit a 5x5 input"):
+        conv2d.forward(x, dev(np.zeros((6, 6, 3, 4), np.float32)), (1, 1), (0, 0, 0, 0))
+    with pytest.raises(ValueError, match=r"conv2d: strides must be positive"):
+        conv2d.forward(x, dev(np.zeros((3, 3, 3, 4), np.float32)), (0, 1), (0, 0, 0, 0))
+    with pytest.raises(ValueError, match=r"conv2d: x must have 4 axes. Received: x.shape=\(5, 5, 3\)"):
+        conv2d.forward(x[0], dev(np.zeros((3, 3, 3, 4), np.float32)), (1, 1), (0, 0, 0, 0))
+    _, ctx = conv2d.forward(x, dev(np.zeros((3, 3, 3, 4), np.float32)), (1, 1), (0, 0, 0, 0), training=True)
+    with pytest.raises(ValueError, match=r"conv2d backward: dy must have shape \(2, 3, 3, 4\)"):
+        conv2d.backward(dev(np.zeros((2, 3, 3, 5), np.float32)), ctx, dev(np.zeros((3, 3, 3, 4), np.float32)))
