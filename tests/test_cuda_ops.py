@@ -347,7 +347,7 @@ def test_every_op_is_offered():
     for name in OPS:
         assert callable(getattr(ops, name)), name
     assert ops.xp is np
-    assert sorted(KERNELS) == ["conv", "elementwise", "optimizers", "pooling", "softmax_xent"]
+    assert sorted(KERNELS) == ["conv2d", "elementwise", "optimizers", "pooling", "softmax_xent"]
 
 
 # ----------------------------------------------------------------------------

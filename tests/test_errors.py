@@ -120,7 +120,7 @@ def test_inference_keeps_no_activations_and_backward_needs_training():
     m = small_model()
     m.predict(np.zeros((2, 8, 8, 1)))
     conv = m.layers[0]
-    assert conv._x is None and conv._a is None  # nothing held between predict calls
+    assert conv._ctx is None and conv._a is None  # nothing held between predict calls
     with pytest.raises(RuntimeError, match=r"conv2d\w*: backward\(\) needs a forward\(x, training=True\)"):
         conv.backward(np.zeros((2, 6, 6, 2), np.float32))
     pool = MaxPooling2D()

@@ -266,28 +266,29 @@ class Layer:
 class ActivatedLayer(Layer):
     """A layer computing ``activation(linear(x) + bias)`` (Conv2D, Dense).
 
-    Subclasses provide ``_linear_forward(x)`` and ``_linear_backward(dz,
-    need_dx) -> (dx, dkernel)``; this class adds bias and activation through
-    the backend's fused ops and keeps what the backward pass needs: the input
-    and the activation's output."""
+    Subclasses provide ``_linear_forward(x, training) -> (z, ctx)`` and
+    ``_linear_backward(dz, ctx, need_dx) -> (dx, dkernel)``, each one call of
+    their op (minicnn.ops); this class adds the bias and the activation
+    (fused, minicnn.ops.bias_act) and, from a training forward, keeps what
+    backward needs: the linear op's context and the activation's output."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._x = self._a = None  # kept by a training forward for the next backward
+        self._ctx = self._a = None  # kept by a training forward for the next backward
 
     @property
     def output_activation(self):
         return self.activation
 
     def forward(self, x, training=False):
-        ops = backend.get_ops()
-        a = ops.bias_act_forward(self._linear_forward(x), self.bias, self.activation)
+        z, ctx = self._linear_forward(x, training)
+        a = backend.get_ops().bias_act_forward(z, self.bias, self.activation)
         # Only a training forward keeps what backward needs (backward drops it
         # again). An inference forward touches no state: it neither holds a
         # batch of activations between calls nor disturbs a training step
         # running in another thread.
         if training:
-            self._x, self._a = x, a
+            self._ctx, self._a = ctx, a
         return a
 
     def backward(self, dout, need_dx=True):
@@ -298,18 +299,18 @@ class ActivatedLayer(Layer):
     def backward_from_preactivation(self, dz, need_dx=True):
         """Backward given dL/dz for z = linear(x) + bias (the activation's input).
 
-        Used by the model for softmax + cross-entropy, whose fused gradient
-        with respect to z is simply (p - y) / batch."""
+        Used when the loss fuses its gradient with the output's activation
+        (softmax + cross-entropy: dL/dz = (p - y) / batch)."""
         self._require_training_forward()
         _, db = backend.get_ops().bias_act_backward(dz, self._a, "linear", self.use_bias)
         return self._backward_from(dz, db, need_dx)
 
     def _require_training_forward(self):
-        if getattr(self, "_a", None) is None:
+        if self._a is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
 
     def _backward_from(self, dz, db, need_dx):
-        dx, dkernel = self._linear_backward(dz, need_dx)
+        ctx, self._ctx, self._a = self._ctx, None, None  # used up: free the batch's activations
+        dx, dkernel = self._linear_backward(dz, ctx, need_dx)
         self.grads = [dkernel, db] if self.use_bias else [dkernel]
-        self._x = self._a = None  # used up: free the batch's activations
         return dx

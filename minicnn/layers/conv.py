@@ -1,9 +1,10 @@
 """Conv2D: a 2-D convolution over NHWC inputs, Keras's arguments and weights."""
 import numpy as np
 
-from .. import activations, backend, initializers
-from .base import ActivatedLayer, as_pair
+from .. import activations, initializers
+from ..ops import conv2d
 from ..ops.geometry import window_geometry
+from .base import ActivatedLayer, as_pair
 from .padding import normalize_padding
 
 
@@ -48,9 +49,8 @@ class Conv2D(ActivatedLayer):
         self.bias = self.add_weight((self.filters,), self.bias_initializer) if self.use_bias else None
         super().build(input_shape)
 
-    def _linear_forward(self, x):
-        return backend.get_ops().conv2d_forward(x, self.kernel, self.strides, self.pads)
+    def _linear_forward(self, x, training):
+        return conv2d.forward(x, self.kernel, self.strides, self.pads, training=training)
 
-    def _linear_backward(self, dz, need_dx):
-        return backend.get_ops().conv2d_backward(dz, self._x, self.kernel, self.strides, self.pads,
-                                                 need_dx=need_dx)
+    def _linear_backward(self, dz, ctx, need_dx):
+        return conv2d.backward(dz, ctx, self.kernel, need_dx=need_dx)

@@ -42,11 +42,11 @@ class Dense(ActivatedLayer):
         self.bias = self.add_weight((self.units,), self.bias_initializer) if self.use_bias else None
         super().build(input_shape)
 
-    def _linear_forward(self, x):
-        return backend.get_ops().dense_forward(x, self.kernel)
+    def _linear_forward(self, x, training):
+        return backend.get_ops().dense_forward(x, self.kernel), x  # backward needs x
 
-    def _linear_backward(self, dz, need_dx):
-        return backend.get_ops().dense_backward(dz, self._x, self.kernel, need_dx=need_dx)
+    def _linear_backward(self, dz, x, need_dx):
+        return backend.get_ops().dense_backward(dz, x, self.kernel, need_dx=need_dx)
 
 
 class Flatten(Layer):
