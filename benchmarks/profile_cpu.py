@@ -1,8 +1,8 @@
 """Per-op profile of one minicnn training step (NumPy backend) on the book's MNIST CNN.
 
-Every op in ``minicnn.backend.OPS`` is wrapped with a timer (keyed by op name
-and the shape of its first argument, so each layer's call shows up on its
-own line); the step itself is timed around ``model.train_on_batch``. The time
+Every public function of the op modules (``minicnn.ops``: conv2d.forward,
+pooling.backward, ...) is wrapped with a timer (keyed by op name and the
+shape of its first argument, so each layer's call shows up on its own line); the step itself is timed around ``model.train_on_batch``. The time
 not inside any op is the framework's Python (layers, model, optimizer loop).
 
     python benchmarks/profile_cpu.py [--steps 200] [--batch 64]
@@ -35,7 +35,8 @@ def main():
 
     import minicnn as keras
     from minicnn import backend, layers
-    from minicnn.backend import OPS, numpy_ops
+    import importlib
+    from minicnn import ops
 
     backend.set_backend("numpy")
     times = collections.defaultdict(list)
@@ -53,8 +54,13 @@ def main():
             return r
         return timed
 
-    for name in OPS:
-        setattr(numpy_ops, name, wrap(name, getattr(numpy_ops, name)))
+    public = ("forward", "backward", "xent_loss", "xent_backward", "softmax_xent_backward",
+              "accuracy_count", "rmsprop_update", "sgd_update")
+    for module_name in ops.MODULES:
+        module = importlib.import_module(f"minicnn.ops.{module_name}")
+        for fn in public:
+            if hasattr(module, fn):
+                setattr(module, fn, wrap(f"{module_name}.{fn}", getattr(module, fn)))
 
     rng = np.random.default_rng(0)
     x = rng.random((args.batch, 28, 28, 1), dtype=np.float32)

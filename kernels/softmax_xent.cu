@@ -1,7 +1,8 @@
 // ============================================================================
-// softmax_xent.cu -- row-wise kernels: softmax forward/backward, categorical
-// cross-entropy (Keras semantics) forward/backward, the fused softmax+xent
-// gradient, and the accuracy count.
+// softmax_xent.cu -- row-wise kernels of minicnn/ops/softmax_xent.py: the
+// categorical cross-entropy (Keras semantics) forward/backward, the fused
+// softmax+xent gradient, and the accuracy count. (The softmax activation
+// itself is in bias_act.cu.)
 //
 // Arrays are (rows, cols) matrices, one sample per row, classes along cols.
 // Row kernels run ONE BLOCK PER ROW (grid-stride over rows, so every thread of
@@ -32,77 +33,6 @@ __device__ __forceinline__ float block_sum(float v, float* red)
     const float total = red[0];
     __syncthreads();  // all have read red[0] before a next call overwrites it
     return total;
-}
-
-// Max of v over the block (NaN is ignored here; it still poisons the row
-// through exp(NaN - m), as in the reference).
-__device__ __forceinline__ float block_max(float v, float* red)
-{
-    const int tid = threadIdx.x;
-    red[tid] = v;
-    __syncthreads();
-    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
-        if (tid < s) red[tid] = fmaxf(red[tid], red[tid + s]);
-        __syncthreads();
-    }
-    const float m = red[0];
-    __syncthreads();
-    return m;
-}
-
-
-// ----------------------------------------------------------------------------
-// bias_softmax_rows
-// Contract: z[row] = softmax(z[row] + b) in place, shifted by the row max so
-// exp never overflows (b skipped when has_bias == 0). One block per row.
-// ----------------------------------------------------------------------------
-extern "C" __global__ void bias_softmax_rows(
-    float* __restrict__ z, const float* __restrict__ b,
-    int rows, int cols, int has_bias)
-{
-    __shared__ float red[MAX_BLOCK];
-    const float neg_inf = -1.0f / 0.0f;  // no INFINITY macro under NVRTC
-    for (int row = blockIdx.x; row < rows; row += gridDim.x) {
-        float* zr = z + row * cols;
-        // Each thread owns columns tid, tid+blockDim, ...: it alone writes
-        // them, so no barrier is needed between its own passes.
-        float m = neg_inf;
-        for (int j = threadIdx.x; j < cols; j += blockDim.x) {
-            float v = zr[j];
-            if (has_bias) { v += b[j]; zr[j] = v; }
-            m = fmaxf(m, v);
-        }
-        m = block_max(m, red);
-        float s = 0.0f;
-        for (int j = threadIdx.x; j < cols; j += blockDim.x) {
-            const float e = expf(zr[j] - m);
-            zr[j] = e;
-            s += e;
-        }
-        s = block_sum(s, red);
-        for (int j = threadIdx.x; j < cols; j += blockDim.x) zr[j] = zr[j] / s;
-    }
-}
-
-
-// ----------------------------------------------------------------------------
-// softmax_backward_rows
-// Contract: dz[row] = a * (da - sum(da * a)) -- softmax's Jacobian-vector
-// product written from the output a. One block per row.
-// ----------------------------------------------------------------------------
-extern "C" __global__ void softmax_backward_rows(
-    const float* __restrict__ da, const float* __restrict__ a, float* __restrict__ dz,
-    int rows, int cols)
-{
-    __shared__ float red[MAX_BLOCK];
-    for (int row = blockIdx.x; row < rows; row += gridDim.x) {
-        const int base = row * cols;
-        float t = 0.0f;
-        for (int j = threadIdx.x; j < cols; j += blockDim.x) t += da[base + j] * a[base + j];
-        t = block_sum(t, red);
-        for (int j = threadIdx.x; j < cols; j += blockDim.x)
-            dz[base + j] = a[base + j] * (da[base + j] - t);
-    }
 }
 
 

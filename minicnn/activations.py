@@ -1,6 +1,7 @@
-"""Activations by Keras name; the math lives in the backend's bias_act ops."""
+"""Activations by Keras name; the names and the math live in minicnn.ops.bias_act."""
+from .ops.bias_act import ACTIVATIONS
 
-NAMES = ("linear", "relu", "sigmoid", "tanh", "softmax")
+NAMES = ACTIVATIONS   # the names layers accept, defined once in minicnn.ops.bias_act
 
 
 def get(identifier, layer_name="layer"):

@@ -7,6 +7,7 @@ its gradient with the softmax's: dL/dlogits = (p - y) / batch.
 import numpy as np
 
 from . import backend
+from .ops import softmax_xent
 
 
 def categorical_crossentropy(y_true, y_pred):
@@ -18,8 +19,7 @@ def categorical_crossentropy(y_true, y_pred):
         array([0.6931472], dtype=float32)
     """
     y_true, y_pred = _check_pair(y_true, y_pred, "categorical_crossentropy")
-    ops = backend.get_ops()
-    loss = ops.xent_loss(ops.asarray(y_pred), ops.asarray(y_true))
+    loss = softmax_xent.xent_loss(backend.asarray(y_pred), backend.asarray(y_true))
     return backend.to_numpy(loss)
 
 
@@ -49,7 +49,7 @@ class CategoricalCrossentropy:
 
     def sample_losses(self, p, y):
         """Per-sample losses of probabilities ``p`` against one-hot ``y`` (backend arrays)."""
-        return backend.get_ops().xent_loss(p, y)
+        return softmax_xent.xent_loss(p, y)
 
     def gradient(self, p, y, output_activation):
         """``(grad, wrt_logits)``: the mean loss's gradient for the backward pass.
@@ -57,10 +57,9 @@ class CategoricalCrossentropy:
         After a softmax the gradient is taken with respect to the logits and
         fused: ``(p - y) / batch`` (``wrt_logits`` True), exact and cheaper
         than chaining the two Jacobians. Otherwise it is dL/dp."""
-        ops = backend.get_ops()
         if output_activation == "softmax":
-            return ops.softmax_xent_backward(p, y), True
-        return ops.xent_backward(p, y), False
+            return softmax_xent.softmax_xent_backward(p, y), True
+        return softmax_xent.xent_backward(p, y), False
 
 
 class SparseCategoricalCrossentropy(CategoricalCrossentropy):

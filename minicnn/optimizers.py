@@ -15,6 +15,7 @@ import math
 import numpy as np
 
 from . import backend
+from .ops import optimizers as ops
 
 
 def check_hyperparameter(owner, name, value, low=0.0, high=None, high_open=False):
@@ -85,7 +86,7 @@ class SGD(Optimizer):
         super().__init__(learning_rate)
 
     def _update(self, var, grad, slot):
-        backend.get_ops().sgd_update(var, grad, self.learning_rate)
+        ops.sgd_update(var, grad, self.learning_rate)
 
 
 class RMSprop(Optimizer):
@@ -106,12 +107,11 @@ class RMSprop(Optimizer):
         self._velocities = []  # slot -> mean of squared gradients, on the variable's device
 
     def _create_state(self, variables):
-        ops = backend.get_ops()
-        self._velocities = [ops.zeros(v.shape, v.dtype) for v in variables]
+        device = backend.device()
+        self._velocities = [device.zeros(v.shape, v.dtype) for v in variables]
 
     def _update(self, var, grad, slot):
-        backend.get_ops().rmsprop_update(var, grad, self._velocities[slot], self.learning_rate,
-                                         self.rho, self.epsilon)
+        ops.rmsprop_update(var, grad, self._velocities[slot], self.learning_rate, self.rho, self.epsilon)
 
 
 _BY_NAME = {"rmsprop": RMSprop, "sgd": SGD}

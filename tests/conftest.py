@@ -104,6 +104,12 @@ def impl(request):
     backend.set_backend(previous)
 
 
+def pytest_report_header(config):
+    from test_structure import MAX_LINES, package_size
+    total, files, largest, lines = package_size()
+    return f"minicnn: {total} lines in {files} files; largest {largest} ({lines} lines, budget {MAX_LINES})"
+
+
 def gpu_available():
     try:
         import cupy

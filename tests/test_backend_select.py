@@ -37,12 +37,13 @@ def test_unknown_and_unusable_backends_are_refused():
     backend.set_backend("numpy")
 
 
-def test_every_backend_offers_every_op():
-    from minicnn.backend import numpy_ops
-    from minicnn.backend.cuda_ops import CudaOps
-    for ops in (numpy_ops, CudaOps(np, "emulator")):
-        missing = [name for name in backend.OPS if not callable(getattr(ops, name, None))]
-        assert missing == []
+def test_every_backend_has_a_device():
+    from minicnn.backend.devices import CpuDevice, CudaDevice
+    backend.set_backend("numpy")
+    assert isinstance(backend.device(), CpuDevice) and backend.device().kind == "cpu"
+    backend.set_backend("emulator")
+    assert isinstance(backend.device(), CudaDevice) and backend.device().target == "emulator"
+    backend.set_backend("numpy")
 
 
 def test_asarray_and_to_numpy_round_trip():

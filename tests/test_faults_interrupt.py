@@ -24,7 +24,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from minicnn.backend import cpu_numba, cpu_threads, numpy_ops as ops
+from minicnn.backend import cpu as cpu_device, cpu_threads
+from minicnn.ops import bias_act, conv2d, pooling
 
 REPO = Path(__file__).resolve().parents[1]
 HAVE_NUMBA = importlib.util.find_spec("numba") is not None
@@ -35,8 +36,11 @@ pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGINT") or os.name != "pos
 
 
 def _child_env(numba):
+    # numba: "python-gemm" keeps the compiled kernels but runs the GEMMs on the
+    # Python worker pool (MINICNN_NUMBA_GEMM=0), the path that once deadlocked
     env = dict(os.environ, MINICNN_BACKEND="numpy", MINICNN_NUM_THREADS="2",
-               MINICNN_NUMBA="1" if numba else "0", PYTHONPATH=str(REPO))
+               MINICNN_NUMBA="1" if numba else "0", PYTHONPATH=str(REPO),
+               MINICNN_NUMBA_GEMM="0" if numba == "python-gemm" else "1")
     env.pop("MINICNN_CPU_FAST", None)
     return env
 
@@ -245,7 +249,8 @@ import os, signal, sys
 signal.signal(signal.SIGINT, signal.default_int_handler)
 import numpy as np
 from minicnn import backend, layers, models
-from minicnn.backend import cpu_threads, numpy_ops
+from minicnn import config
+from minicnn.backend import cpu_threads
 from minicnn.utils import set_random_seed
 
 work = sys.argv[1]
@@ -282,8 +287,8 @@ history = model.fit(x[:128], y[:128], batch_size=64, epochs=2, verbose=0)
 assert np.isfinite(history.history["loss"]).all(), history.history
 p = model.predict(x, batch_size=96)
 assert np.array_equal(p, model.predict(x, batch_size=96))  # same bits, same thread count
-numpy_ops.FAST = False  # a fresh computation: the reference code, no threads
-np.testing.assert_allclose(p, model.predict(x, batch_size=96), rtol=1e-4, atol=1e-6)
+with config.override(MINICNN_CPU_FAST=False):  # a fresh computation: the reference code
+    np.testing.assert_allclose(p, model.predict(x, batch_size=96), rtol=1e-4, atol=1e-6)
 print("OK", caught)
 '''
 
@@ -307,8 +312,9 @@ def _ctrl_c_repeatedly(proc, deadline, work):
     stop.touch()
 
 
-@pytest.mark.parametrize("numba", [False, pytest.param(True, marks=pytest.mark.skipif(
-    not HAVE_NUMBA, reason="numba is not installed"))], ids=["numpy", "numba"])
+@pytest.mark.parametrize("numba", [False] + [pytest.param(v, marks=pytest.mark.skipif(
+    not HAVE_NUMBA, reason="numba is not installed")) for v in (True, "python-gemm")],
+    ids=["numpy", "numba", "numba-python-gemm"])
 def test_training_survives_repeated_ctrl_c(tmp_path, numba):
     out = _run_child(tmp_path, TRAIN_CHILD, numba,
                      during=lambda proc, deadline: _ctrl_c_repeatedly(proc, deadline, tmp_path))
@@ -320,7 +326,7 @@ def test_training_survives_repeated_ctrl_c(tmp_path, numba):
 # ----------------------------------------------------------------------------
 # 2. Numba's thread count, per calling thread
 # ----------------------------------------------------------------------------
-@pytest.mark.skipif(not cpu_numba.AVAILABLE, reason="numba is not installed (or MINICNN_NUMBA=0)")
+@pytest.mark.skipif(not cpu_device.runtime().kernels, reason="numba is not installed (or MINICNN_NUMBA=0)")
 def test_numba_kernels_use_the_thread_count_in_any_thread(monkeypatch):
     """set_num_threads(1) reaches the kernels an op runs from a second Python
     thread (Numba's count is per thread), and the results agree with 2 threads."""
@@ -328,18 +334,13 @@ def test_numba_kernels_use_the_thread_count_in_any_thread(monkeypatch):
     if numba.config.NUMBA_NUM_THREADS < 2:
         pytest.skip("Numba runs one thread here")
     used = []
+    real = cpu_device._Kernel.__call__
 
-    def recording(name):
-        kernel = getattr(cpu_numba, name)
-
-        def call(*args):
-            used.append((name, numba.get_num_threads()))
-            return kernel(*args)
-        monkeypatch.setattr(cpu_numba, name, call)
-    for name in ("im2col", "im2col_t", "col2im", "bias_relu", "relu_backward", "pool_forward",
-                 "pool_backward", "gemm_parts"):
-        if hasattr(cpu_numba, name):
-            recording(name)
+    def recording(self, *args):
+        result = real(self, *args)  # sets this thread's Numba count, then runs
+        used.append(("kernel", numba.get_num_threads()))
+        return result
+    monkeypatch.setattr(cpu_device._Kernel, "__call__", recording)
 
     rng = np.random.default_rng(3)
     x = rng.standard_normal((32, 14, 14, 16)).astype(np.float32)
@@ -348,12 +349,12 @@ def test_numba_kernels_use_the_thread_count_in_any_thread(monkeypatch):
     pads, strides = (1, 1, 1, 1), (1, 1)
 
     def step():
-        z = ops.conv2d_forward(x, w, strides, pads)
-        a = ops.bias_act_forward(z, b, "relu")
-        y, arg = ops.maxpool_forward(a, (2, 2), (2, 2), (0, 0, 0, 0))
-        da = ops.maxpool_backward(np.ones_like(y), arg, a.shape, (2, 2), (2, 2), (0, 0, 0, 0))
-        dz, db = ops.bias_act_backward(da, a, "relu", True)
-        dx, dw = ops.conv2d_backward(dz, x, w, strides, pads)
+        z, conv_ctx = conv2d.forward(x, w, strides, pads, training=True)
+        a = bias_act.forward(z, b, "relu")
+        y, pool_ctx = pooling.forward(a, (2, 2), (2, 2), (0, 0, 0, 0), training=True)
+        da = pooling.backward(np.ones_like(y), pool_ctx)
+        dz, db = bias_act.backward(da, a, "relu", True)
+        dx, dw = conv2d.backward(dz, conv_ctx, w)
         return [np.array(v, copy=True) for v in (a, y, dz, db, dx, dw)]
 
     def in_thread(n):

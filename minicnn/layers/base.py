@@ -30,6 +30,7 @@ from collections import defaultdict
 import numpy as np
 
 from .. import backend, initializers
+from ..ops import bias_act
 
 _name_counts = defaultdict(int)
 
@@ -282,7 +283,7 @@ class ActivatedLayer(Layer):
 
     def forward(self, x, training=False):
         z, ctx = self._linear_forward(x, training)
-        a = backend.get_ops().bias_act_forward(z, self.bias, self.activation)
+        a = bias_act.forward(z, self.bias, self.activation)
         # Only a training forward keeps what backward needs (backward drops it
         # again). An inference forward touches no state: it neither holds a
         # batch of activations between calls nor disturbs a training step
@@ -293,7 +294,7 @@ class ActivatedLayer(Layer):
 
     def backward(self, dout, need_dx=True):
         self._require_training_forward()
-        dz, db = backend.get_ops().bias_act_backward(dout, self._a, self.activation, self.use_bias)
+        dz, db = bias_act.backward(dout, self._a, self.activation, self.use_bias)
         return self._backward_from(dz, db, need_dx)
 
     def backward_from_preactivation(self, dz, need_dx=True):
@@ -302,7 +303,7 @@ class ActivatedLayer(Layer):
         Used when the loss fuses its gradient with the output's activation
         (softmax + cross-entropy: dL/dz = (p - y) / batch)."""
         self._require_training_forward()
-        _, db = backend.get_ops().bias_act_backward(dz, self._a, "linear", self.use_bias)
+        _, db = bias_act.backward(dz, self._a, "linear", self.use_bias)
         return self._backward_from(dz, db, need_dx)
 
     def _require_training_forward(self):

@@ -1,7 +1,8 @@
 """Dense and Flatten."""
 import numpy as np
 
-from .. import activations, backend, initializers
+from .. import activations, initializers
+from ..ops import dense
 from .base import ActivatedLayer, Layer
 
 
@@ -43,10 +44,10 @@ class Dense(ActivatedLayer):
         super().build(input_shape)
 
     def _linear_forward(self, x, training):
-        return backend.get_ops().dense_forward(x, self.kernel), x  # backward needs x
+        return dense.forward(x, self.kernel), x  # backward needs x
 
     def _linear_backward(self, dz, x, need_dx):
-        return backend.get_ops().dense_backward(dz, x, self.kernel, need_dx=need_dx)
+        return dense.backward(dz, x, self.kernel, need_dx=need_dx)
 
 
 class Flatten(Layer):

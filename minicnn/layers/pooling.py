@@ -1,5 +1,5 @@
 """MaxPooling2D."""
-from .. import backend
+from ..ops import pooling
 from .base import Layer, as_pair
 from ..ops.geometry import window_geometry
 from .padding import normalize_padding
@@ -25,7 +25,7 @@ class MaxPooling2D(Layer):
         self.pool_size = as_pair(pool_size, "pool_size", self.name)
         self.strides = self.pool_size if strides is None else as_pair(strides, "strides", self.name)
         self.padding = normalize_padding(padding, self.name)
-        self._argmax = None
+        self._ctx = None
 
     def compute_output_shape(self, input_shape):
         (oh, ow), _ = window_geometry(input_shape, self.pool_size, self.strides, self.padding,
@@ -38,14 +38,13 @@ class MaxPooling2D(Layer):
         super().build(input_shape)
 
     def forward(self, x, training=False):
-        y, argmax = backend.get_ops().maxpool_forward(x, self.pool_size, self.strides, self.pads)
-        if training:  # only backward needs them; inference touches no state
-            self._argmax, self._x_shape = argmax, x.shape
+        y, ctx = pooling.forward(x, self.pool_size, self.strides, self.pads, training=training)
+        if training:  # only backward needs the context; inference touches no state
+            self._ctx = ctx
         return y
 
     def backward(self, dout, need_dx=True):
-        if self._argmax is None:
+        if self._ctx is None:
             raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
-        argmax, self._argmax = self._argmax, None  # used up
-        return backend.get_ops().maxpool_backward(dout, argmax, self._x_shape, self.pool_size,
-                                                  self.strides, self.pads)
+        ctx, self._ctx = self._ctx, None  # used up
+        return pooling.backward(dout, ctx)

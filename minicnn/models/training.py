@@ -10,6 +10,7 @@ import warnings
 import numpy as np
 
 from .. import backend, losses, optimizers
+from ..ops import softmax_xent
 from ..utils import get_rng
 from .data_checks import as_number_array, require_finite, require_samples, sparse_labels_to_onehot
 from .history import History
@@ -101,13 +102,12 @@ class TrainingMixin:
     # -- one batch -----------------------------------------------------------
     def _loss_and_correct(self, p, y):
         """Sum of per-sample losses and the number of correct predictions (backend arrays)."""
-        ops = backend.get_ops()
         loss_sum = self._loss_fn.sample_losses(p, y).sum()
         if not self._metric_names:
             return loss_sum, None
         if p.shape[-1] == 1:  # one unit: binary accuracy, as Keras resolves 'accuracy'
             return loss_sum, ((p > 0.5) == (y > 0.5)).sum()
-        return loss_sum, ops.accuracy_count(p, y)
+        return loss_sum, softmax_xent.accuracy_count(p, y)
 
     def _train_batch(self, xb, yb):
         p = self._forward(xb, training=True)

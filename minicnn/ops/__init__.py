@@ -7,3 +7,18 @@ it applies; and the CUDA launch (grid arithmetic and the kernel call, whose
 kernel lives in ``kernels/<same name>.cu``). Layers, losses and optimizers
 call these modules and never branch on the device.
 """
+
+import importlib
+
+# The op modules, in the order a reader meets them in a CNN.
+MODULES = ("conv2d", "pooling", "bias_act", "dense", "softmax_xent", "optimizers")
+
+
+def kernels():
+    """{kernel file stem: kernel names} for every op with CUDA kernels (kernels/<stem>.cu)."""
+    table = {}
+    for name in MODULES:
+        names = getattr(importlib.import_module(f"{__name__}.{name}"), "KERNELS", ())
+        if names:
+            table[name] = tuple(names)
+    return table

@@ -87,3 +87,82 @@ def test_bad_calls_fail_the_same_way_on_every_device(impl):
     _, ctx = conv2d.forward(x, dev(np.zeros((3, 3, 3, 4), np.float32)), (1, 1), (0, 0, 0, 0), training=True)
     with pytest.raises(ValueError, match=r"conv2d backward: dy must have shape \(2, 3, 3, 4\)"):
         conv2d.backward(dev(np.zeros((2, 3, 3, 5), np.float32)), ctx, dev(np.zeros((3, 3, 3, 4), np.float32)))
+
+
+def test_book_shapes_over_real_thread_counts():
+    """The book model's conv2 at batch 7: 1, 2 and 3 threads agree to float
+    rounding, and each is bit-identical run to run."""
+    from minicnn.backend import cpu_threads
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((7, 13, 13, 32)).astype(np.float32)
+    w = rng.standard_normal((3, 3, 32, 64)).astype(np.float32) * 0.1
+    dy = rng.standard_normal((7, 11, 11, 64)).astype(np.float32)
+    pads = (0, 0, 0, 0)
+
+    def run():
+        y, ctx = conv2d.forward(x, w, (1, 1), pads, training=True)
+        return (y,) + conv2d.backward(dy, ctx, w)
+    old = cpu_threads.num_threads()
+    results = {}
+    try:
+        for t in (1, 2, 3):
+            cpu_threads.set_num_threads(t)
+            first, again = run(), run()
+            for a, b in zip(first, again):
+                np.testing.assert_array_equal(a, b)  # deterministic
+            results[t] = first
+    finally:
+        cpu_threads.set_num_threads(old)
+    ref = (conv2d.forward_reference(x, w, (1, 1), pads),) + conv2d.backward_reference(dy, x, w, (1, 1), pads)
+    for got in results.values():
+        for a, b in zip(got, ref):
+            np.testing.assert_allclose(a, b, rtol=1e-4, atol=2e-4 * np.abs(b).max())
+
+
+def test_returned_arrays_are_not_reused(impl):
+    """Two layers with the same shapes: the second call must not overwrite what
+    the first returned (layers hold these until their backward pass)."""
+    rng = np.random.default_rng(2)
+    x1, x2 = (dev(rng.standard_normal((4, 6, 6, 3)).astype(np.float32)) for _ in range(2))
+    w = dev(rng.standard_normal((3, 3, 3, 4)).astype(np.float32))
+    pads = (1, 1, 1, 1)
+    y1, c1 = conv2d.forward(x1, w, (1, 1), pads, training=True)
+    keep = backend.to_numpy(y1).copy()
+    y2, c2 = conv2d.forward(x2, w, (1, 1), pads, training=True)
+    np.testing.assert_array_equal(backend.to_numpy(y1), keep)
+    dx1, dw1 = conv2d.backward(y1, c1, w)
+    k1 = backend.to_numpy(dx1).copy(), backend.to_numpy(dw1).copy()
+    conv2d.backward(y2, c2, w)
+    np.testing.assert_array_equal(backend.to_numpy(dx1), k1[0])
+    np.testing.assert_array_equal(backend.to_numpy(dw1), k1[1])
+
+
+def test_padding_larger_than_needed(impl):
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((2, 4, 5, 2)).astype(np.float32)
+    w = rng.standard_normal((2, 2, 2, 3)).astype(np.float32)
+    pads = (3, 2, 0, 4)
+    y, ctx = conv2d.forward(dev(x), dev(w), (2, 1), pads, training=True)
+    np.testing.assert_allclose(backend.to_numpy(y), naive.conv2d(x, w, (2, 1), pads), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dw = conv2d.backward(dev(dy), ctx, dev(w))
+    ndx, ndw = naive.conv2d_backward(dy, x, w, (2, 1), pads)
+    np.testing.assert_allclose(backend.to_numpy(dx), ndx, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(backend.to_numpy(dw), ndw, rtol=1e-4, atol=1e-4)
+
+
+def test_compiled_col2im_gives_the_reference_bits():
+    """col2im sums each cell's entries in the reference's (i, j) order: same bits."""
+    from minicnn.backend.cpu import runtime
+    if not runtime().kernels:
+        pytest.skip("needs Numba")
+    rng = np.random.default_rng(4)
+    kh, kw, strides, pads = 3, 2, (2, 1), (1, 1, 0, 1)
+    x_shape = (3, 7, 6, 5)
+    oh, ow = naive.out_hw(7, 6, (kh, kw), strides, pads)
+    dcol = rng.standard_normal((3, oh, ow, kh, kw, 5)).astype(np.float32)
+    dx = np.empty(x_shape, np.float32)
+    runtime().compile(conv2d.col2im_kernel)(dcol.reshape(3 * oh * ow, -1), kh, kw, *strides,
+                                            pads[0], pads[2], oh, ow, dx)
+    want = conv2d.col2im_reference(dcol, x_shape, strides, pads)
+    assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))

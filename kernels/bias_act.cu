@@ -1,13 +1,19 @@
 // ============================================================================
-// elementwise.cu -- bias + activation forward, activation backward, bias
-// gradient (column sums)
+// bias_act.cu -- bias + activation, fused, and its backward (minicnn/ops/bias_act.py)
 //
 // Arrays are seen as a (rows, cols) matrix with cols = the last axis (the
 // channel / unit axis the bias runs along): element idx is in column
-// idx % cols.
+// idx % cols, row idx / cols.
 //
-// Activation codes (must match cuda_ops.ACT_CODES):
-//   0 linear, 1 relu, 2 sigmoid, 3 tanh.   (softmax is row-wise: softmax_xent.cu)
+//   bias_act_forward       z = act(z + b) in place, one thread per element
+//   act_backward           dz = da * act'(a), from the OUTPUT a
+//   bias_softmax_rows      z = softmax(z + b) per row, one block per row
+//   softmax_backward_rows  dz = a * (da - sum(da * a)) per row
+//   column_sum_partials    the bias gradient db = column sums of dz, pass 1
+//   column_sum_finish      ... pass 2 (deterministic: no float atomics)
+//
+// Activation codes (must match ACT_CODES in minicnn/ops/bias_act.py):
+//   0 linear, 1 relu, 2 sigmoid, 3 tanh.   (softmax has its own row kernels)
 //
 // Index arithmetic is 32-bit: the host checks every element count < 2^31.
 // ============================================================================
@@ -67,6 +73,106 @@ extern "C" __global__ void act_backward(
         else if (act == ACT_TANH)    d = g * (1.0f - y * y);
         else                         d = g;
         dz[idx] = d;
+    }
+}
+
+
+// ============================================================================
+// Row kernels (softmax): ONE BLOCK PER ROW, grid-stride over rows, so every
+// thread of a block works on the same row and reaches the same
+// __syncthreads. The host launches blockDim.x = a power of two in
+// [32, MAX_BLOCK] (_row_block in bias_act.py).
+//
+// Reductions use a shared-memory tree in a fixed order: results depend only
+// on the shape and the block size, never on timing (no float atomics).
+// ============================================================================
+
+#define MAX_BLOCK 256  // size of the reduction buffer; the host never launches more
+
+// Sum of v over the block (all threads must call it together).
+// red: MAX_BLOCK floats of shared memory.
+__device__ __forceinline__ float block_sum(float v, float* red)
+{
+    const int tid = threadIdx.x;
+    red[tid] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {   // blockDim.x is a power of 2
+        if (tid < s) red[tid] += red[tid + s];
+        __syncthreads();
+    }
+    const float total = red[0];
+    __syncthreads();  // all have read red[0] before a next call overwrites it
+    return total;
+}
+
+// Max of v over the block (NaN is ignored here; it still poisons the row
+// through exp(NaN - m), as in the reference).
+__device__ __forceinline__ float block_max(float v, float* red)
+{
+    const int tid = threadIdx.x;
+    red[tid] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (tid < s) red[tid] = fmaxf(red[tid], red[tid + s]);
+        __syncthreads();
+    }
+    const float m = red[0];
+    __syncthreads();
+    return m;
+}
+
+
+// ----------------------------------------------------------------------------
+// bias_softmax_rows
+// Contract: z[row] = softmax(z[row] + b) in place, shifted by the row max so
+// exp never overflows (b skipped when has_bias == 0). One block per row.
+// ----------------------------------------------------------------------------
+extern "C" __global__ void bias_softmax_rows(
+    float* __restrict__ z, const float* __restrict__ b,
+    int rows, int cols, int has_bias)
+{
+    __shared__ float red[MAX_BLOCK];
+    const float neg_inf = -1.0f / 0.0f;  // no INFINITY macro under NVRTC
+    for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+        float* zr = z + row * cols;
+        // Each thread owns columns tid, tid+blockDim, ...: it alone writes
+        // them, so no barrier is needed between its own passes.
+        float m = neg_inf;
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+            float v = zr[j];
+            if (has_bias) { v += b[j]; zr[j] = v; }
+            m = fmaxf(m, v);
+        }
+        m = block_max(m, red);
+        float s = 0.0f;
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+            const float e = expf(zr[j] - m);
+            zr[j] = e;
+            s += e;
+        }
+        s = block_sum(s, red);
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) zr[j] = zr[j] / s;
+    }
+}
+
+
+// ----------------------------------------------------------------------------
+// softmax_backward_rows
+// Contract: dz[row] = a * (da - sum(da * a)) -- softmax's Jacobian-vector
+// product written from the output a. One block per row.
+// ----------------------------------------------------------------------------
+extern "C" __global__ void softmax_backward_rows(
+    const float* __restrict__ da, const float* __restrict__ a, float* __restrict__ dz,
+    int rows, int cols)
+{
+    __shared__ float red[MAX_BLOCK];
+    for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+        const int base = row * cols;
+        float t = 0.0f;
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) t += da[base + j] * a[base + j];
+        t = block_sum(t, red);
+        for (int j = threadIdx.x; j < cols; j += blockDim.x)
+            dz[base + j] = a[base + j] * (da[base + j] - t);
     }
 }
 
