@@ -4,6 +4,8 @@
     pip install numba threadpoolctl  # minicnn's fast CPU path (optional, see RESULTS.md)
     python benchmarks/compare_cpu.py                 # train step + inference, 5 rounds
     python benchmarks/compare_cpu.py --epoch         # + one epoch of real MNIST each (slow)
+    python benchmarks/compare_cpu.py --against /tmp/old  # this checkout vs another (e.g. a
+                                                         # `git worktree` of an older commit)
 
 The model is conv32-pool-conv64-pool-conv64-flatten-dense64-dense10 (93,322
 parameters), RMSprop (lr 1e-3, rho 0.9), batch 64, categorical cross-entropy
@@ -97,7 +99,7 @@ def timed(fn, n):
 # workers
 # ----------------------------------------------------------------------------
 def worker_minicnn(args, inp):
-    sys.path.insert(0, ROOT)
+    sys.path.insert(0, os.environ.get("MINICNN_BENCH_ROOT", ROOT))  # --against: the other checkout
     from minicnn import backend
     from minicnn.utils import set_random_seed, to_categorical
     from train_mnist import build_model
@@ -226,12 +228,16 @@ def worker_torch(args, inp):
 # parent: alternate, collect, compare
 # ----------------------------------------------------------------------------
 def run_worker(which, args, inputs):
+    env = dict(os.environ)
+    if which == "baseline":  # minicnn from the --against checkout, same worker code
+        env["MINICNN_BENCH_ROOT"] = os.path.abspath(args.against)
+        which = "minicnn"
     cmd = [sys.executable, os.path.abspath(__file__), "--worker", which, "--inputs", inputs,
            "--steps", str(args.steps), "--warmup", str(args.warmup), "--infer-reps", str(args.infer_reps),
            "--torch-format", args.torch_format, "--mnist", args.mnist]
     if args.epoch:
         cmd.append("--epoch")
-    res = subprocess.run(cmd, capture_output=True, text=True)
+    res = subprocess.run(cmd, capture_output=True, text=True, env=env)
     if res.returncode != 0:
         sys.stderr.write(res.stdout + res.stderr)
         raise SystemExit(f"{which} worker failed (exit {res.returncode})")
@@ -262,6 +268,8 @@ def main():
     ap.add_argument("--torch-format", choices=("channels_last", "nchw"), default="channels_last")
     ap.add_argument("--worker", choices=("minicnn", "torch"), help=argparse.SUPPRESS)
     ap.add_argument("--inputs", help=argparse.SUPPRESS)
+    ap.add_argument("--against", metavar="DIR",
+                    help="compare with minicnn from another checkout instead of PyTorch")
     args = ap.parse_args()
 
     if args.worker:
@@ -273,9 +281,10 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         inputs = os.path.join(tmp, "inputs.npz")
         make_inputs(inputs, 64, 1000)
-        results = {"minicnn": [], "torch": []}
+        other = "baseline" if args.against else "torch"
+        results = {"minicnn": [], other: []}
         for r in range(args.rounds):
-            order = ("minicnn", "torch") if r % 2 == 0 else ("torch", "minicnn")
+            order = ("minicnn", other) if r % 2 == 0 else (other, "minicnn")
             for which in order:
                 res = run_worker(which, args, inputs)
                 results[which].append(res)
@@ -287,6 +296,9 @@ def main():
     def med(which, key):
         return statistics.median(r[key] for r in results[which])
 
+    if args.against:
+        print_against(args, results, med)
+        return
     print()
     print(f"machine: {machine()}; numpy {np.__version__}; python {platform.python_version()}; "
           f"torch format {args.torch_format}, threads {results['torch'][0]['threads']}")
@@ -305,6 +317,19 @@ def main():
         if inverse is None:
             print(f"{label:<34}{a:>10.4f}{b:>10.4f}")
             continue
+        ratio = b / a if inverse else a / b
+        print(f"{label:<34}{a:>10.2f}{b:>10.2f}{ratio:>7.2f}x")
+
+
+def print_against(args, results, med):
+    print(f"\nmachine: {machine()}; numpy {np.__version__}; python {platform.python_version()}")
+    print(f"first-step loss: this checkout {results['minicnn'][0]['first_loss']:.6f}, "
+          f"{args.against} {results['baseline'][0]['first_loss']:.6f}")
+    print(f"{'median of ' + str(args.rounds) + ' rounds':<34}{'this':>10}{'other':>10}{'ratio':>8}")
+    for label, key, inverse in (("train step, batch 64 (ms)", "step_ms", False),
+                                ("inference, batch 1000 (images/s)", "images_per_s", True),
+                                ("peak RSS (MiB)", "rss_mib", False)):
+        a, b = med("minicnn", key), med("baseline", key)
         ratio = b / a if inverse else a / b
         print(f"{label:<34}{a:>10.2f}{b:>10.2f}{ratio:>7.2f}x")
 

@@ -78,7 +78,8 @@ class CpuRuntime:
             scope = dict(kernel.__globals__, prange=self.numba.prange)
             fn = types.FunctionType(kernel.__code__, scope, kernel.__name__, kernel.__defaults__)
             fn.__qualname__, fn.__module__, fn.__doc__ = kernel.__qualname__, kernel.__module__, kernel.__doc__
-            jitted = self.numba.njit(parallel=True, nogil=True, cache=True, fastmath=False,
+            parallel = "prange" in kernel.__code__.co_names  # a serial kernel stays serial
+            jitted = self.numba.njit(parallel=parallel, nogil=True, cache=True, fastmath=False,
                                      error_model="numpy")(fn)
             compiled = self._compiled[kernel] = _Kernel(self, jitted)
         return compiled
