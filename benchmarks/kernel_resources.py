@@ -310,7 +310,7 @@ as ptxas reports them. No kernel spills registers or uses a stack frame
 (`tests/test_kernels_compile.py` fails if one does). Regenerate with
 `python benchmarks/kernel_resources.py --write`.
 
-Launch configurations (from `minicnn/backend/cuda_ops.py`): element-wise and
+Launch configurations (from the CUDA path of each `minicnn/ops/*.py`): element-wise and
 gather kernels 256 threads per block, grid-stride, grid capped at 65535;
 row kernels (softmax, xent) one block per row of 32..256 threads (a power of
 two); `column_sum_partials` blocks of 32x8.
