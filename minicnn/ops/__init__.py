@@ -9,9 +9,10 @@ call these modules and never branch on the device.
 """
 
 import importlib
+import pkgutil
 
-# The op modules, in the order a reader meets them in a CNN.
-MODULES = ("conv2d", "pooling", "bias_act", "dense", "softmax_xent", "optimizers")
+# The op modules: every module of this package but the shared helpers.
+MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("common", "geometry")))
 
 
 def kernels():
