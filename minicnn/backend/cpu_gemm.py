@@ -40,27 +40,58 @@ def compile_gemm_parts(numba):
     """A compiled ``parts(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc)``:
     one row-major sgemm per part on all threads, C_p (ms[p] x n) = op(A_p) @
     op(B_p) with K = ks[p]; or None without a usable cblas_sgemm."""
+    global _SGEMM64, _SGEMM32
     found = find_sgemm()
     if found is None:
         return None
     import llvmlite.binding as llvm
     from numba.core import types as t
     address, wide = found
+
+    def declare(name, it):
+        # an external symbol (not a ctypes pointer): the compiled caller can be
+        # cached on disk; pointers travel as integers
+        return t.ExternalFunction(name, t.void(t.int32, t.int32, t.int32, it, it, it, t.float32,
+                                               t.intp, it, t.intp, it, t.float32, t.intp, it))
     name = "minicnn_cblas_sgemm64" if wide else "minicnn_cblas_sgemm32"
     llvm.add_symbol(name, address)
-    it = t.int64 if wide else t.int32
-    # declared as an external symbol (not a ctypes pointer) so that the
-    # compiled function can be cached on disk; pointers travel as integers
-    sgemm = t.ExternalFunction(name, t.void(t.int32, t.int32, t.int32, it, it, it, t.float32,
-                                            t.intp, it, t.intp, it, t.float32, t.intp, it))
-    one, zero = np.float32(1), np.float32(0)
+    # module globals, frozen into the function when Numba compiles it; one
+    # function per integer width, so their disk caches never mix
+    if wide:
+        _SGEMM64 = declare(name, t.int64)
+        body = _parts64
+    else:
+        _SGEMM32 = declare(name, t.int32)
+        body = _parts32
+    return numba.njit(parallel=True, nogil=True, cache=True)(
+        _with_prange(body, numba.prange))
 
-    @numba.njit(parallel=True, nogil=True, cache=True)
-    def parts(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
-        for p in numba.prange(ms.shape[0]):
-            sgemm(ROW_MAJOR, ta, tb, ms[p], n, ks[p], one, a_ptrs[p], lda, b_ptrs[p], ldb,
-                  zero, c_ptrs[p], ldc)
-    return parts
+
+_SGEMM64 = _SGEMM32 = None
+_ONE, _ZERO = np.float32(1), np.float32(0)
+prange = range
+
+
+def _parts64(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
+    for p in prange(ms.shape[0]):
+        _SGEMM64(ROW_MAJOR, ta, tb, ms[p], n, ks[p], _ONE, a_ptrs[p], lda, b_ptrs[p], ldb,
+                 _ZERO, c_ptrs[p], ldc)
+
+
+def _parts32(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
+    for p in prange(ms.shape[0]):
+        _SGEMM32(ROW_MAJOR, ta, tb, ms[p], n, ks[p], _ONE, a_ptrs[p], lda, b_ptrs[p], ldb,
+                 _ZERO, c_ptrs[p], ldc)
+
+
+def _with_prange(fn, prange_):
+    """``fn`` reading Numba's prange (its module binds plain range)."""
+    import types
+    g = fn.__globals__  # the module's own globals: _SGEMM64/32 as set above
+    scope = dict(g, prange=prange_)
+    out = types.FunctionType(fn.__code__, scope, fn.__name__)
+    out.__qualname__, out.__module__ = fn.__qualname__, fn.__module__
+    return out
 
 
 def _operand(v):
