@@ -24,16 +24,9 @@ def set_random_seed(seed):
 
 
 def clear_session():
-    """Reset layer and model name counters, as ``keras.backend.clear_session()``.
-
-    After it the next Conv2D is named 'conv2d' again. Also drops the memory
-    the CPU ops keep for reuse (scratch and free buffers)."""
-    import sys
-    from .layers.base import reset_names
-    reset_names()
-    cpu = sys.modules.get("minicnn.backend.cpu")  # only if the CPU path was ever used
-    if cpu is not None and cpu._runtime is not None:
-        cpu._runtime.clear()
+    """As ``keras.backend.clear_session()``: see :func:`minicnn.backend.clear_session`."""
+    from .backend import clear_session as clear
+    clear()
 
 
 def to_categorical(y, num_classes=None, dtype="float32"):

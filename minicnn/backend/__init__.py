@@ -20,6 +20,7 @@ Choose with ``set_backend(name)`` or the ``MINICNN_BACKEND`` setting. Example::
     dtype('float32')
 """
 from .. import config
+from ..naming import reset_names
 
 BACKENDS = ("numpy", "cupy", "emulator")
 
@@ -85,9 +86,14 @@ def backend_name():
 
 
 def clear_session():
-    """Reset name counters and reused memory (``keras.backend.clear_session()``)."""
-    from ..utils import clear_session as _clear
-    _clear()
+    """Reset layer and model name counters and the memory the CPU ops keep for
+    reuse, as ``keras.backend.clear_session()``: after it the next Conv2D is
+    named 'conv2d' again."""
+    import sys
+    reset_names()
+    cpu = sys.modules.get("minicnn.backend.cpu")  # only if the CPU path was ever used
+    if cpu is not None and cpu._runtime is not None:
+        cpu._runtime.clear()
 
 
 def asarray(a, dtype="float32"):

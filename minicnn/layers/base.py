@@ -24,38 +24,11 @@ The contract (documented here once; models rely on nothing else):
 Calling a layer on a symbolic tensor (from ``Input``) records the call, which
 is how functional models are wired; calling it on an array runs it.
 """
-import re
-from collections import defaultdict
-
 import numpy as np
 
 from .. import backend, initializers
+from ..naming import snake_case, unique_name
 from ..ops import bias_act
-
-_name_counts = defaultdict(int)
-
-
-def unique_name(base, zero_based=True):
-    """tf.keras naming: the first 'conv2d', then 'conv2d_1', 'conv2d_2', ...
-
-    Inputs count from one instead ('input_1', 'input_2'), as in tf.keras."""
-    n = _name_counts[base]
-    _name_counts[base] += 1
-    if not zero_based:
-        return f"{base}_{n + 1}"
-    return base if n == 0 else f"{base}_{n}"
-
-
-def reset_names():
-    """Forget every name handed out (see minicnn.utils.clear_session)."""
-    _name_counts.clear()
-
-
-def snake_case(class_name):
-    """'MaxPooling2D' -> 'max_pooling2d', 'Conv2D' -> 'conv2d' (Keras's rule)."""
-    s = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
-    return re.sub(r"([a-z])([A-Z])", r"\1_\2", s).lower()
-
 
 def as_pair(value, arg, layer_name):
     """An int or a pair of ints as a pair of positive ints (kernel_size, strides...)."""

@@ -1,7 +1,8 @@
 """Input and InputLayer: the entry point of functional models."""
 import numpy as np
 
-from .base import KerasTensor, Layer, unique_name
+from ..naming import unique_name
+from .base import KerasTensor, Layer
 
 
 class InputLayer(Layer):

@@ -16,7 +16,8 @@ reverse order backward.
 """
 
 from .. import backend
-from ..layers.base import KerasTensor, unique_name
+from ..layers.base import KerasTensor
+from ..naming import unique_name
 from ..layers.input import InputLayer
 from .saving import load_arrays, save_arrays
 from .summary import print_summary
