@@ -40,7 +40,7 @@ import numpy as np
 from .. import backend
 from ..backend.devices import BLOCK_1D, grid_1d
 from .common import pads4, pair, prange, require_array, require_same_dtype, require_shape
-from .geometry import output_hw
+from .geometry import output_hw, window_view
 
 KERNELS = ("im2col_nhwc", "col2im_nhwc")   # in kernels/conv2d.cu
 
@@ -141,16 +141,6 @@ def _pad(x, pads, value=0.0):
     return out
 
 
-def window(xp_, i, j, oh, ow, strides):
-    """The cells of padded ``xp_`` that window offset (i, j) touches, one per output cell.
-
-    Output cell (r, q) reads padded row r*sh + i and column q*sw + j, so offset
-    (i, j) sees rows i, i+sh, ..., i+(oh-1)*sh: one strided slice covers the
-    whole output at once (no Python loop over pixels)."""
-    sh, sw = strides
-    return xp_[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
-
-
 def im2col_reference(x, kh, kw, strides, pads):
     """Patches of x as a (N, OH, OW, KH, KW, C) array: KH*KW strided copies."""
     xp_ = _pad(x, pads)
@@ -158,7 +148,7 @@ def im2col_reference(x, kh, kw, strides, pads):
     col = np.empty((x.shape[0], oh, ow, kh, kw, x.shape[3]), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            col[:, :, :, i, j, :] = window(xp_, i, j, oh, ow, strides)
+            col[:, :, :, i, j, :] = window_view(xp_, i, j, oh, ow, strides)
     return col
 
 
@@ -171,7 +161,7 @@ def col2im_reference(dcol, x_shape, strides, pads):
     dxp = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dcol.dtype)
     for i in range(kh):
         for j in range(kw):
-            window(dxp, i, j, oh, ow, strides)[...] += dcol[:, :, :, i, j, :]
+            window_view(dxp, i, j, oh, ow, strides)[...] += dcol[:, :, :, i, j, :]
     return dxp[:, top:top + h, left:left + w, :]
 
 

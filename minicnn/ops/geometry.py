@@ -60,3 +60,13 @@ def window_geometry(input_shape, window, strides, padding, layer_name, what="ker
     oh, top, bottom = out_size_and_pads(h, window[0], strides[0], padding)
     ow, left, right = out_size_and_pads(w, window[1], strides[1], padding)
     return (oh, ow), (top, bottom, left, right)
+
+
+def window_view(xp_, i, j, oh, ow, strides):
+    """The cells of padded ``xp_`` that window offset (i, j) touches, one per output cell.
+
+    Output cell (r, q) reads padded row r*sh + i and column q*sw + j, so offset
+    (i, j) sees rows i, i+sh, ..., i+(oh-1)*sh: one strided slice covers the
+    whole output at once (no Python loop over pixels)."""
+    sh, sw = strides
+    return xp_[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]

@@ -46,8 +46,7 @@ import numpy as np
 from .. import backend
 from ..backend.devices import BLOCK_1D, INT32_LIMIT, grid_1d
 from .common import pads4, pair, prange, require_array, require_shape
-from .conv2d import window
-from .geometry import output_hw
+from .geometry import output_hw, window_view
 
 KERNELS = ("maxpool_forward_nhwc", "maxpool_backward_nhwc")   # in kernels/pooling.cu
 
@@ -143,13 +142,13 @@ def forward_reference(x, pool, strides, pads):
     if any(pads):   # padded cells are -inf: never strictly greater than anything
         xp_ = np.pad(x, ((0, 0), (top, bottom), (left, right), (0, 0)), constant_values=-np.inf)
     oh, ow = output_hw(x.shape[1], x.shape[2], pool, strides, pads)
-    y = window(xp_, 0, 0, oh, ow, strides).copy()
+    y = window_view(xp_, 0, 0, oh, ow, strides).copy()
     argmax = np.zeros(y.shape, dtype=np.int32)
     for i in range(ph):
         for j in range(pw):
             if i == 0 and j == 0:
                 continue
-            cand = window(xp_, i, j, oh, ow, strides)
+            cand = window_view(xp_, i, j, oh, ow, strides)
             better = cand > y  # strict: ties keep the first offset, NaN never wins
             np.copyto(y, cand, where=better)
             argmax[better] = i * pw + j
@@ -167,7 +166,7 @@ def backward_reference(dy, argmax, x_shape, pool, strides, pads):
     dxp = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dy.dtype)
     for i in range(ph):
         for j in range(pw):
-            window(dxp, i, j, oh, ow, strides)[...] += dy * (argmax == i * pw + j)
+            window_view(dxp, i, j, oh, ow, strides)[...] += dy * (argmax == i * pw + j)
     return dxp[:, top:top + h, left:left + w, :]
 
 
