@@ -71,6 +71,15 @@ def pytest_terminal_summary(terminalreporter):
         terminalreporter.write_line(f"real MNIST: {len(ran)} {tests} passed on it (from {where})")
 
 
+@pytest.fixture
+def settings():
+    """``settings(NAME=value, ...)`` overrides minicnn.config settings until the test ends."""
+    import contextlib
+    from minicnn import config
+    with contextlib.ExitStack() as stack:
+        yield lambda **values: stack.enter_context(config.override(**values))
+
+
 IMPLEMENTATIONS = ("reference", "cpu_kernels", "emulator", "gpu")
 
 

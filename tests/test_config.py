@@ -57,3 +57,10 @@ def test_the_table_lists_every_setting():
     lines = config.table()
     assert len(lines) == len(config.SETTINGS)
     assert all(line.startswith(name) for line, name in zip(lines, config.SETTINGS))
+
+
+def test_the_settings_fixture_overrides_for_one_test(settings):
+    settings(MINICNN_EMU_TIMEOUT=2.5)
+    assert config.get("MINICNN_EMU_TIMEOUT") == 2.5
+    settings(MINICNN_NUM_THREADS=1)
+    assert config.get("MINICNN_NUM_THREADS") == 1 and config.get("MINICNN_EMU_TIMEOUT") == 2.5
