@@ -6,7 +6,6 @@ import pytest
 
 from minicnn import backend
 from minicnn.layers import Conv2D, Dense, Flatten, MaxPooling2D
-from minicnn.ops import bias_act, softmax_xent
 
 
 @pytest.fixture(autouse=True)
@@ -77,27 +76,3 @@ def test_dense_gradients(activation):
 
 def test_flatten_gradients():
     check_layer(Flatten(dtype="float64"), (2, 3, 2, 2))
-
-
-def test_xent_backward_matches_finite_differences():
-    rng = np.random.default_rng(1)
-    p = rng.uniform(0.05, 1.0, (4, 5))
-    y = np.eye(5)[rng.integers(0, 5, 4)]
-    g = softmax_xent.xent_backward(p, y)
-    num = numeric_grad(lambda: float(softmax_xent.xent_loss(p, y).mean()), p)
-    np.testing.assert_allclose(g, num, rtol=1e-5, atol=1e-8)
-
-
-def test_fused_softmax_xent_gradient():
-    """(p - y) / N is the gradient of mean xent(softmax(z)) with respect to z."""
-    rng = np.random.default_rng(2)
-    z = rng.standard_normal((3, 4))
-    y = np.eye(4)[[0, 3, 1]]
-
-    def loss():
-        p = bias_act.forward(z.copy(), None, "softmax")
-        return float(softmax_xent.xent_loss(p, y).mean())
-
-    p = bias_act.forward(z.copy(), None, "softmax")
-    np.testing.assert_allclose(softmax_xent.softmax_xent_backward(p, y), numeric_grad(loss, z),
-                               rtol=1e-5, atol=1e-8)

@@ -127,6 +127,14 @@ class Layer:
 
     output_activation = None  # see the contract above; layers with an activation say which
 
+    def _use_context(self):
+        """The context its op returned to the last training forward, handed over
+        once: backward uses it up (an inference forward keeps none)."""
+        ctx, self._ctx = getattr(self, "_ctx", None), None
+        if ctx is None:
+            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
+        return ctx
+
     # -- weights ---------------------------------------------------------------
     def add_weight(self, shape, initializer="glorot_uniform", trainable=True):
         """A new weight of ``shape``, on the backend, as Keras's ``add_weight``.

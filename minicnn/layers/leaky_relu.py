@@ -39,7 +39,5 @@ class LeakyReLU(Layer):
         return y
 
     def backward(self, dout, need_dx=True):
-        if self._ctx is None:
-            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
-        ctx, self._ctx = self._ctx, None  # used up
+        ctx = self._use_context()
         return leaky_relu.backward(dout, ctx, self.negative_slope)

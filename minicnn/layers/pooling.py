@@ -44,7 +44,5 @@ class MaxPooling2D(Layer):
         return y
 
     def backward(self, dout, need_dx=True):
-        if self._ctx is None:
-            raise RuntimeError(f"{self.name}: backward() needs a forward(x, training=True) first.")
-        ctx, self._ctx = self._ctx, None  # used up
+        ctx = self._use_context()
         return pooling.backward(dout, ctx)
