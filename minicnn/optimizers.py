@@ -11,6 +11,7 @@ was not built for is refused with Keras's advice: make a new optimizer for a
 new model.
 """
 import math
+import warnings
 
 import numpy as np
 
@@ -34,7 +35,11 @@ def check_hyperparameter(owner, name, value, low=0.0, high=None, high_open=False
 class Optimizer:
     """Base class: a learning rate, an iteration count and one state slot per variable."""
 
-    def __init__(self, learning_rate):
+    def __init__(self, learning_rate, lr=None):
+        if lr is not None:  # Keras 2 scripts: RMSprop(lr=1e-4)
+            warnings.warn("The `lr` argument is deprecated, use `learning_rate` instead.",
+                          DeprecationWarning, stacklevel=3)
+            learning_rate = lr
         self.learning_rate = check_hyperparameter(type(self).__name__, "learning_rate", learning_rate)
         self.iterations = 0
         self._variables = None  # the variables this optimizer was built for, in slot order
@@ -82,8 +87,8 @@ class SGD(Optimizer):
 
     Example: ``model.compile(optimizer=SGD(learning_rate=0.01), loss=...)``."""
 
-    def __init__(self, learning_rate=0.01):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.01, lr=None):
+        super().__init__(learning_rate, lr)
 
     def _update(self, var, grad, slot):
         ops.sgd_update(var, grad, self.learning_rate)
@@ -100,8 +105,8 @@ class RMSprop(Optimizer):
         >>> opt = RMSprop(learning_rate=0.001)
     """
 
-    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7):
-        super().__init__(learning_rate)
+    def __init__(self, learning_rate=0.001, rho=0.9, epsilon=1e-7, lr=None):
+        super().__init__(learning_rate, lr)
         self.rho = check_hyperparameter("RMSprop", "rho", rho, 0.0, 1.0, high_open=True)
         self.epsilon = check_hyperparameter("RMSprop", "epsilon", epsilon)
         self._velocities = []  # slot -> mean of squared gradients, on the variable's device

@@ -96,6 +96,16 @@ def clear_session():
         cpu._runtime.clear()
 
 
+def image_data_format():
+    """'channels_last', as ``keras.backend.image_data_format()``: minicnn is NHWC."""
+    return "channels_last"
+
+
+def floatx():
+    """'float32', as ``keras.backend.floatx()``."""
+    return "float32"
+
+
 def asarray(a, dtype="float32"):
     """Copy or move array-like ``a`` to the active backend (float32 by default)."""
     return device().asarray(a, dtype)

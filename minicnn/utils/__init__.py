@@ -25,7 +25,7 @@ def set_random_seed(seed):
 
 def clear_session():
     """As ``keras.backend.clear_session()``: see :func:`minicnn.backend.clear_session`."""
-    from .backend import clear_session as clear
+    from ..backend import clear_session as clear
     clear()
 
 
