@@ -34,13 +34,39 @@ def ones(shape):
 
 
 _BY_NAME = {"glorot_uniform": glorot_uniform, "he_normal": he_normal, "zeros": zeros, "ones": ones}
+# Keras's class names, as in saved configs ({"class_name": "GlorotUniform", "config": {...}})
+_CLASS_NAMES = {"glorot_uniform": "GlorotUniform", "he_normal": "HeNormal", "zeros": "Zeros", "ones": "Ones"}
+_BY_CLASS = {cls.lower(): _BY_NAME[name] for name, cls in _CLASS_NAMES.items()}
 
 
 def get(identifier):
-    """The initializer function for a name (or a callable taking a shape)."""
+    """The initializer function for a name ('glorot_uniform', 'GlorotUniform'), a Keras
+    config dict ({'class_name': 'GlorotUniform', 'config': {...}}), or a callable."""
     if callable(identifier):
         return identifier
-    if isinstance(identifier, str) and identifier.lower() in _BY_NAME:
-        return _BY_NAME[identifier.lower()]
+    if isinstance(identifier, dict) and isinstance(identifier.get("class_name"), str):
+        fn = _BY_CLASS.get(identifier["class_name"].lower())
+        config = identifier.get("config") or {}
+        if fn is not None and config.get("seed") is None and set(config) <= {"seed"}:
+            return fn
+        raise ValueError(f"Unknown or unsupported initializer config: {identifier!r}. Supported: "
+                         f"{sorted(_CLASS_NAMES.values())} without a seed.")
+    if isinstance(identifier, str):
+        key = identifier.lower()
+        if key in _BY_NAME:
+            return _BY_NAME[key]
+        if key in _BY_CLASS:
+            return _BY_CLASS[key]
     raise ValueError(f"Unknown initializer: {identifier!r}. Expected one of {sorted(_BY_NAME)} "
                      "or a callable taking a shape.")
+
+
+def serialize(fn):
+    """Keras's config dict of a built-in initializer (a TypeError for a custom callable)."""
+    for name, f in _BY_NAME.items():
+        if f is fn:
+            config = {"seed": None} if name in ("glorot_uniform", "he_normal") else {}
+            return {"module": "keras.initializers", "class_name": _CLASS_NAMES[name],
+                    "config": config, "registered_name": None}
+    raise TypeError(f"Cannot serialize the initializer {fn!r}: only the built-in ones "
+                    f"({sorted(_BY_NAME)}) can be saved in a model config.")

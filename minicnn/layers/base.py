@@ -244,6 +244,19 @@ class Layer:
     def __repr__(self):
         return f"<{type(self).__name__} name={self.name}, built={self.built}>"
 
+    # -- configs -----------------------------------------------------------------
+    def get_config(self):
+        """The layer's arguments as Keras saves them (JSON-able); ``from_config`` rebuilds it.
+
+        Example: ``Dense.from_config(Dense(3).get_config())`` is an unbuilt copy."""
+        return {"name": self.name, "trainable": self.trainable, "dtype": self.dtype}
+
+    @classmethod
+    def from_config(cls, config):
+        """A new layer from ``get_config()``'s dict, or from a Keras-saved layer config
+        (Keras-only arguments are accepted at their default values, else refused by name)."""
+        return cls(**keras_config_arguments(cls.__name__, config))
+
 
 class ActivatedLayer(Layer):
     """A layer computing ``activation(linear(x) + bias)`` (Conv2D, Dense).
@@ -296,3 +309,31 @@ class ActivatedLayer(Layer):
         dx, dkernel = self._linear_backward(dz, ctx, need_dx)
         self.grads = [dkernel, db] if self.use_bias else [dkernel]
         return dx
+
+
+# Arguments Keras saves that minicnn does not take, accepted at these values only.
+_KERAS_DEFAULTS = {
+    "data_format": ("channels_last", None), "dilation_rate": ((1, 1), 1), "groups": (1,),
+    "kernel_regularizer": (None,), "bias_regularizer": (None,), "activity_regularizer": (None,),
+    "kernel_constraint": (None,), "bias_constraint": (None,), "lora_rank": (None,), "sparse": (False,),
+    "ragged": (False,), "autocast": (True,),
+}
+
+
+def keras_config_arguments(class_name, config):
+    """Constructor arguments from a layer config (ours, Keras 3's or tf.keras 2's)."""
+    config = dict(config)
+    dtype = config.get("dtype")
+    if isinstance(dtype, dict):  # Keras 3: {"class_name": "DTypePolicy", "config": {"name": "float32"}}
+        config["dtype"] = (dtype.get("config") or {}).get("name", "float32")
+    batch_shape = config.pop("batch_input_shape", None) or config.pop("batch_shape", None)
+    if batch_shape is not None:  # tf.keras 2 puts the model's input shape on the first layer
+        config["input_shape"] = tuple(batch_shape[1:])
+    for key, allowed in _KERAS_DEFAULTS.items():
+        if key in config:
+            value = config.pop(key)
+            value = tuple(value) if isinstance(value, list) else value
+            if value not in allowed:
+                raise ValueError(f"{class_name}.from_config: {key}={value!r} is not supported by minicnn "
+                                 f"(only {allowed[0]!r})")
+    return config

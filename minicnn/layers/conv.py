@@ -38,6 +38,14 @@ class Conv2D(ActivatedLayer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
+    def get_config(self):
+        return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
+                "strides": self.strides, "padding": self.padding, "data_format": "channels_last",
+                "dilation_rate": (1, 1), "groups": 1, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
     def compute_output_shape(self, input_shape):
         (oh, ow), _ = window_geometry(input_shape, self.kernel_size, self.strides, self.padding, self.name)
         return (input_shape[0], oh, ow, self.filters)

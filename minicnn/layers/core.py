@@ -31,6 +31,12 @@ class Dense(ActivatedLayer):
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
 
+    def get_config(self):
+        return {**super().get_config(), "units": self.units, "activation": self.activation,
+                "use_bias": self.use_bias,
+                "kernel_initializer": initializers.serialize(self.kernel_initializer),
+                "bias_initializer": initializers.serialize(self.bias_initializer)}
+
     def compute_output_shape(self, input_shape):
         if len(input_shape) != 2:
             raise ValueError(f"{self.name}: expected input of rank 2 (batch, features), got shape "
@@ -54,6 +60,9 @@ class Flatten(Layer):
     """Flattens each sample to one axis: (None, 3, 3, 64) -> (None, 576).
 
     Row-major (channels last), like Keras. Example: ``Flatten()``."""
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": "channels_last"}
 
     def compute_output_shape(self, input_shape):
         return (input_shape[0], int(np.prod(input_shape[1:])))

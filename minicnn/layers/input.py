@@ -13,6 +13,16 @@ class InputLayer(Layer):
         self.dtype = np.dtype(dtype).name  # an input may hold any numbers (uint8 images...)
         self.build((None,) + tuple(shape))
 
+    def get_config(self):
+        return {"batch_shape": self.output_shape, "dtype": self.dtype, "sparse": False, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        shape = config.pop("batch_shape", None) or config.pop("batch_input_shape", None)
+        config.pop("sparse", None), config.pop("ragged", None)
+        return cls(tuple(shape[1:]), name=config.get("name"), dtype=config.get("dtype", "float32"))
+
     def forward(self, x, training=False):
         return x
 

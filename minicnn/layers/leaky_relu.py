@@ -32,6 +32,9 @@ class LeakyReLU(Layer):
                              f"Received: negative_slope={negative_slope!r}") from None
         self._ctx = None
 
+    def get_config(self):
+        return {**super().get_config(), "negative_slope": self.negative_slope}
+
     def forward(self, x, training=False):
         y, ctx = leaky_relu.forward(x, self.negative_slope, training=training)
         if training:  # only backward needs the context; inference touches no state

@@ -27,6 +27,10 @@ class MaxPooling2D(Layer):
         self.padding = normalize_padding(padding, self.name)
         self._ctx = None
 
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides,
+                "padding": self.padding, "data_format": "channels_last"}
+
     def compute_output_shape(self, input_shape):
         (oh, ow), _ = window_geometry(input_shape, self.pool_size, self.strides, self.padding,
                                       self.name, what="pool")

@@ -20,6 +20,7 @@ from ..layers.base import KerasTensor
 from ..naming import unique_name
 from ..layers.input import InputLayer
 from .saving import load_arrays, save_arrays
+from .serialize import model_config, to_json
 from .summary import print_summary
 from .training import TrainingMixin
 
@@ -94,6 +95,14 @@ class Model(TrainingMixin):
         """Print the Keras 2 summary table (``print_fn`` receives each line)."""
         self._require_built("summary")
         print_summary(self, print_fn)
+
+    def get_config(self):
+        """The architecture as Keras's config dict (``to_json`` writes it as text)."""
+        return model_config(self)["config"]
+
+    def to_json(self, **kwargs):
+        """The architecture as Keras's JSON; ``models.model_from_json`` rebuilds it."""
+        return to_json(self, **kwargs)
 
     def count_params(self):
         self._require_built("count_params")
