@@ -18,7 +18,7 @@ venv: $(VENV)/.installed
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[fast,dev]'
+	$(PY) -m pip install --quiet -e '.[fast,dev,h5]'
 	touch $@
 
 train: venv

@@ -47,7 +47,7 @@ def get(identifier):
     if isinstance(identifier, dict) and isinstance(identifier.get("class_name"), str):
         fn = _BY_CLASS.get(identifier["class_name"].lower())
         config = identifier.get("config") or {}
-        if fn is not None and config.get("seed") is None and set(config) <= {"seed"}:
+        if fn is not None and all(v is None for v in config.values()):  # seed, input_axes...: unset
             return fn
         raise ValueError(f"Unknown or unsupported initializer config: {identifier!r}. Supported: "
                          f"{sorted(_CLASS_NAMES.values())} without a seed.")

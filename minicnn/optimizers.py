@@ -78,6 +78,27 @@ class Optimizer:
     def _create_state(self, variables):
         """Make the per-slot state (none for plain SGD)."""
 
+    def _state(self):
+        """The state arrays, one per variable (Keras's optimizer variables after
+        iterations and learning rate), in slot order."""
+        return []
+
+    def state_arrays(self):
+        """The optimizer's state as NumPy arrays (for saving), in slot order."""
+        return [backend.to_numpy(a).copy() for a in self._state()]
+
+    def restore_state(self, variables, iterations, arrays):
+        """Build for ``variables`` with saved state (from ``state_arrays``), all checked first."""
+        expected = len(variables) if isinstance(self, RMSprop) else 0
+        arrays = [np.asarray(a, dtype=np.float32) for a in arrays]
+        if len(arrays) != expected or any(a.shape != tuple(v.shape) for a, v in zip(arrays, variables)):
+            raise ValueError(f"{type(self).__name__}: the saved optimizer state ({len(arrays)} arrays) "
+                             f"does not fit this model's {len(variables)} trainable weights")
+        self._build(list(variables))
+        for slot, a in zip(self._state(), arrays):
+            slot[...] = backend.asarray(a)
+        self.iterations = int(iterations)
+
     def _update(self, var, grad, slot):
         raise NotImplementedError
 
@@ -114,6 +135,9 @@ class RMSprop(Optimizer):
     def _create_state(self, variables):
         device = backend.device()
         self._velocities = [device.zeros(v.shape, v.dtype) for v in variables]
+
+    def _state(self):
+        return self._velocities
 
     def _update(self, var, grad, slot):
         ops.rmsprop_update(var, grad, self._velocities[slot], self.learning_rate, self.rho, self.epsilon)

@@ -316,7 +316,7 @@ _KERAS_DEFAULTS = {
     "data_format": ("channels_last", None), "dilation_rate": ((1, 1), 1), "groups": (1,),
     "kernel_regularizer": (None,), "bias_regularizer": (None,), "activity_regularizer": (None,),
     "kernel_constraint": (None,), "bias_constraint": (None,), "lora_rank": (None,), "sparse": (False,),
-    "ragged": (False,), "autocast": (True,),
+    "ragged": (False,), "autocast": (True,), "optional": (False,), "quantization_config": (None,),
 }
 
 

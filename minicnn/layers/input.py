@@ -20,7 +20,8 @@ class InputLayer(Layer):
     def from_config(cls, config):
         config = dict(config)
         shape = config.pop("batch_shape", None) or config.pop("batch_input_shape", None)
-        config.pop("sparse", None), config.pop("ragged", None)
+        for key in ("sparse", "ragged", "optional"):
+            config.pop(key, None)
         return cls(tuple(shape[1:]), name=config.get("name"), dtype=config.get("dtype", "float32"))
 
     def forward(self, x, training=False):

@@ -19,7 +19,8 @@ from .. import backend
 from ..layers.base import KerasTensor
 from ..naming import unique_name
 from ..layers.input import InputLayer
-from .saving import load_arrays, save_arrays
+from . import keras_files
+from .saving import _as_path, load_arrays, save_arrays
 from .serialize import model_config, to_json
 from .summary import print_summary
 from .training import TrainingMixin
@@ -152,15 +153,32 @@ class Model(TrainingMixin):
             layer.assign_weights(arrays)
 
     def save_weights(self, filepath):
-        """Write all weights to a .npz file, atomically (never half-written).
+        """Write all weights, atomically (never half-written): ``.weights.h5`` (Keras 3's
+        layout, with the optimizer's state) or ``.h5`` (Keras's layer groups) need
+        h5py; any other name gets minicnn's ``.npz``.
 
-        Example: ``model.save_weights('mnist.weights.npz')``; then
-        ``model.load_weights('mnist.weights.npz')`` on a model of the same layers."""
-        save_arrays(filepath, self.get_weights())
+        Example: ``model.save_weights('mnist.weights.h5')``; then
+        ``model.load_weights('mnist.weights.h5')`` on a model of the same layers."""
+        path = _as_path(filepath, "save_weights")
+        if path.endswith(".h5"):
+            keras_files.save_weights_h5(self, path)
+        else:
+            save_arrays(path, self.get_weights())
 
     def load_weights(self, filepath):
-        """Set all weights from a file written by save_weights (all or nothing)."""
-        self.set_weights(load_arrays(filepath))
+        """Set all weights from save_weights' file or Keras's .weights.h5 / .h5 (all or nothing)."""
+        path = _as_path(filepath, "load_weights")
+        if path.endswith(".h5"):
+            keras_files.load_weights_h5(self, path)
+        else:
+            self.set_weights(load_arrays(path))
+
+    def save(self, filepath):
+        """The whole model (architecture, weights, compile arguments, optimizer state) in
+        Keras's ``.keras`` zip or the legacy ``.h5``; ``models.load_model`` reads it back.
+
+        Example: ``model.save('mnist.keras')``."""
+        keras_files.save_model(self, filepath)
 
     # -- running -----------------------------------------------------------------
     def _forward(self, x, training=False):

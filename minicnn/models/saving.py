@@ -19,7 +19,14 @@ def save_arrays(filepath, arrays):
     """Write ``arrays`` to ``filepath`` (.npz) atomically, with the umask's permissions.
 
     Example: ``save_arrays('model.weights.npz', model.get_weights())``."""
-    filepath = _as_path(filepath, "save_weights")
+    atomic_write(filepath, lambda f: np.savez(f, **{f"w{i}": a for i, a in enumerate(arrays)}),
+                 "save_weights")
+
+
+def atomic_write(filepath, write, where):
+    """Call ``write(binary file)`` on a temporary beside ``filepath``, then rename it over
+    ``filepath`` in one step: a crash leaves the old file or the new one, whole."""
+    filepath = _as_path(filepath, where)
     folder, name = os.path.split(os.path.abspath(filepath))
     _remove_stale_temporaries(folder, name)
     tmp = os.path.join(folder, f".{name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")
@@ -27,10 +34,10 @@ def save_arrays(filepath, arrays):
         # os.open applies the umask to 0o666, as open() does (mkstemp would give 0600)
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     except OSError as e:
-        raise OSError(e.errno, f"save_weights: cannot write {filepath!r} ({e.strerror})") from None
+        raise OSError(e.errno, f"{where}: cannot write {filepath!r} ({e.strerror})") from None
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **{f"w{i}": a for i, a in enumerate(arrays)})
+            write(f)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, filepath)
