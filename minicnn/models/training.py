@@ -1,19 +1,16 @@
 """compile / fit / evaluate / predict / train_on_batch / test_on_batch.
 
-The loop keeps running sums of the loss and of correct predictions as
-backend arrays (on the GPU they stay on the device) and reads them back only
-when the progress line is drawn or an epoch ends.
+The loops themselves, and the callbacks they call, are in fit_loop.py: they
+keep running sums of the loss and of correct predictions as backend arrays
+(on the GPU they stay on the device) and read them back only when the
+progress line is drawn, an epoch ends, or a callback asks for batch values.
 """
-import math
-import warnings
-
 import numpy as np
 
 from .. import backend, losses, optimizers
 from ..ops import softmax_xent
-from ..utils import get_rng
 from .data_checks import as_number_array, require_finite, require_samples, sparse_labels_to_onehot
-from .history import History
+from .fit_loop import callback_list, check_validation_freq, evaluate_loop, fit_loop, predict_loop
 from .progbar import Progbar
 
 
@@ -26,6 +23,7 @@ class TrainingMixin:
         self._loss_fn = None
         self._metric_names = []
         self.history = None
+        self.stop_training = False  # a callback sets it to end fit after this batch / epoch
 
     # -- compile ---------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, metrics=None):
@@ -151,35 +149,16 @@ class TrainingMixin:
             values.append((prefix + self._metric_key(), float(backend.to_numpy(correct)) / seen))
         return values
 
-    def _run_epoch(self, x, y, batch_size, order, progbar, train, draw_last=True, prefix="",
-                   step_losses=None):
-        """One pass over x in the given order; returns [(name, mean), ...].
-
-        ``step_losses`` (a list), if given, receives each step's loss sum as a
-        backend scalar (no device sync), so that a non-finite loss can be
-        traced back to its step afterwards."""
-        loss_sum = correct = None
-        steps = -(-len(x) // batch_size)
-        for step in range(steps):
-            idx = order[step * batch_size:(step + 1) * batch_size]
-            xb, yb = backend.asarray(x[idx]), backend.asarray(y[idx])
-            if train:
-                ls, c = self._train_batch(xb, yb)
-            else:
-                ls, c = self._loss_and_correct(self._forward(xb), yb)
-            if step_losses is not None:
-                step_losses.append(ls)
-            loss_sum = ls if loss_sum is None else loss_sum + ls
-            if c is not None:
-                correct = c if correct is None else correct + c
-            seen = min((step + 1) * batch_size, len(x))
-            if (step + 1 < steps or draw_last) and progbar.wants_update(step + 1):
-                progbar.update(step + 1, self._running(loss_sum, correct, seen))
-        return self._running(loss_sum, correct, len(x), prefix)
-
-    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", validation_split=0.0,
-            validation_data=None, shuffle=True):
+    def fit(self, x=None, y=None, batch_size=32, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, initial_epoch=0,
+            validation_freq=1):
         """Train for ``epochs`` passes over (x, y); returns a History.
+
+        ``callbacks``: a list of ``keras.callbacks.Callback`` instances (EarlyStopping,
+        ModelCheckpoint, ...), called as Keras calls them; one may set
+        ``model.stop_training = True`` to end training. ``initial_epoch``: the
+        epoch to start from (to resume a run; ``epochs`` is the last one, not a count).
+        ``validation_freq``: validate every N epochs, or after the (1-based) epochs listed.
 
         Example::
 
@@ -188,11 +167,12 @@ class TrainingMixin:
         """
         self._require_compiled("fit")
         batch_size = _check_batch_size(batch_size, "fit")
-        if isinstance(epochs, bool) or not isinstance(epochs, (int, np.integer)) or epochs < 0:
-            raise ValueError(f"fit: epochs must be a non-negative int. Received: epochs={epochs!r}")
+        epochs = _check_count(epochs, "epochs")
+        initial_epoch = _check_count(initial_epoch, "initial_epoch")
         verbose = _check_verbose(verbose, "fit")
         if not 0.0 <= validation_split < 1.0:
             raise ValueError(f"fit: validation_split must be in [0, 1). Received: {validation_split!r}")
+        validation_freq = check_validation_freq(validation_freq)
         x, y = self._prepare(x, y, "fit")
         if validation_data is None and validation_split > 0:
             # Keras takes the LAST fraction as validation, before any shuffling
@@ -204,71 +184,47 @@ class TrainingMixin:
                 raise ValueError("fit: validation_data must be a tuple (x_val, y_val).")
             validation_data = self._prepare(*validation_data, "fit(validation_data)")
         require_samples(len(x), "fit")
+        # the History (last in the list) becomes model.history when training begins: after
+        # a Ctrl-C it holds the epochs that finished, as in Keras
+        callbacks = callback_list(self, callbacks, "fit", verbose, epochs, -(-len(x) // batch_size),
+                                  add_history=True)
+        fit_loop(self, x, y, batch_size, epochs, initial_epoch, verbose, validation_data,
+                 validation_freq, shuffle, callbacks)
+        return callbacks.history
 
-        history = History(params={"verbose": verbose, "epochs": epochs,
-                                  "steps": -(-len(x) // batch_size)})
-        self.history = history  # as in Keras: after a Ctrl-C it holds the epochs that finished
-        warned = False
-        # a diverging loss gets one warning, ours (below), not NumPy's overflow warnings
-        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-            for epoch in range(epochs):
-                if verbose:
-                    print(f"Epoch {epoch + 1}/{epochs}", flush=True)
-                order = get_rng().permutation(len(x)) if shuffle else np.arange(len(x))
-                progbar = Progbar(history.params["steps"], verbose=verbose)
-                step_losses = []
-                values = self._run_epoch(x, y, batch_size, order, progbar, train=True, draw_last=False,
-                                         step_losses=step_losses)
-                if not warned and not math.isfinite(values[0][1]):
-                    warned = True
-                    self._warn_nonfinite_loss(epoch, step_losses)
-                if validation_data is not None:
-                    vx, vy = validation_data
-                    values += self._run_epoch(vx, vy, batch_size, np.arange(len(vx)), Progbar(1, verbose=0),
-                                              train=False, prefix="val_")
-                progbar.update(progbar.target, values)  # the epoch's line, val_ values included
-                history.append(epoch, values)
-        return history
+    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto", callbacks=None):
+        """``[loss, accuracy]`` over (x, y) (just the loss without metrics).
 
-    def _warn_nonfinite_loss(self, epoch, step_losses):
-        """One warning (shown even at verbose=0) naming the first step whose loss was NaN/inf."""
-        step = next(i for i, ls in enumerate(step_losses)
-                    if not math.isfinite(float(backend.to_numpy(ls))))
-        value = float(backend.to_numpy(step_losses[step]))
-        lr = getattr(self.optimizer, "learning_rate", None)
-        warnings.warn(
-            f"fit: the training loss became {value} in epoch {epoch + 1}, step {step + 1}/"
-            f"{len(step_losses)}; the weights are no longer finite and training cannot recover. "
-            f"Likely cause: a learning rate too large for this model (learning_rate={lr}); "
-            "or inputs of very large magnitude (scale them, e.g. x / 255).",
-            RuntimeWarning, stacklevel=3)
-
-    def evaluate(self, x=None, y=None, batch_size=32, verbose="auto"):
-        """``[loss, accuracy]`` over (x, y) (just the loss without metrics)."""
+        ``callbacks`` get on_test_begin, on_test_batch_begin/end and on_test_end."""
         self._require_compiled("evaluate")
         batch_size = _check_batch_size(batch_size, "evaluate")
         verbose = _check_verbose(verbose, "evaluate")
         x, y = self._prepare(x, y, "evaluate")
-        progbar = Progbar(-(-len(x) // batch_size), verbose=verbose)
-        values = self._run_epoch(x, y, batch_size, np.arange(len(x)), progbar, train=False)
+        steps = -(-len(x) // batch_size)
+        callbacks = callback_list(self, callbacks, "evaluate", verbose, 1, steps)
+        values = evaluate_loop(self, x, y, batch_size, callbacks, Progbar(steps, verbose=verbose))
         results = [v for _, v in values]
         return results if len(results) > 1 else results[0]
 
-    def predict(self, x, batch_size=32, verbose=0):
+    def predict(self, x, batch_size=32, verbose=0, callbacks=None):
         """The model's outputs for x, as a NumPy float32 array.
 
         x goes to the device one batch at a time, converted to float32 on the
         way: a big uint8 x is never converted whole. Results are written into
-        one preallocated output.
+        one preallocated output. ``callbacks`` get on_predict_begin,
+        on_predict_batch_begin/end (``logs['outputs']``) and on_predict_end.
 
         Example: ``probabilities = model.predict(test_images, batch_size=128)``."""
         batch_size = _check_batch_size(batch_size, "predict")
         x = self._check_x(x, "predict")
-        out = np.empty((len(x),) + tuple(self.output_shape[1:]), dtype=np.float32)
-        for start in range(0, len(x), batch_size):
-            p = self._forward(backend.asarray(x[start:start + batch_size]))
-            out[start:start + len(p)] = backend.to_numpy(p)
-        return out
+        callbacks = callback_list(self, callbacks, "predict", verbose, 1, -(-len(x) // batch_size))
+        return predict_loop(self, x, batch_size, callbacks)
+
+
+def _check_count(value, name):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 0:
+        raise ValueError(f"fit: {name} must be a non-negative int. Received: {name}={value!r}")
+    return int(value)
 
 
 def _check_batch_size(batch_size, where):
