@@ -140,7 +140,7 @@ SETTINGS = {s.name: s for s in (
     Setting("MINICNN_NUMBA_GEMM", True, _flag(), "1 or 0",
             "0: the convolutions' GEMMs stay on Python threads instead of Numba's"),
     Setting("MINICNN_DATA_DIR", None, _path, "a folder",
-            "datasets are read from here (the four MNIST IDX files, or mnist.npz); nothing is downloaded"),
+            "datasets are read from here (the MNIST IDX files or mnist.npz; fashion-mnist/, the CIFAR archives inside it)"),
     Setting("MINICNN_CACHE_DIR", None, _path, "a folder",
             "minicnn's cache (default $XDG_CACHE_HOME/minicnn or ~/.cache/minicnn)"),
     Setting("MINICNN_MNIST_MIRROR", (), _url_bases, "http(s):// or file:// base URLs",
