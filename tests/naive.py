@@ -107,3 +107,17 @@ def rmsprop(param, grad, v, lr, rho, eps):
     """One Keras 3 RMSprop step (new param, new v)."""
     v = rho * v + (1 - rho) * grad * grad
     return param - lr * grad / np.sqrt(v + eps), v
+
+
+def numeric_grad(f, arr, eps=1e-6):
+    """d f() / d arr by central differences, one element at a time."""
+    g = np.zeros_like(arr)
+    for i in np.ndindex(arr.shape):
+        old = arr[i]
+        arr[i] = old + eps
+        hi = f()
+        arr[i] = old - eps
+        lo = f()
+        arr[i] = old
+        g[i] = (hi - lo) / (2 * eps)
+    return g

@@ -6,25 +6,13 @@ import pytest
 
 from minicnn import backend
 from minicnn.layers import Conv2D, Dense, Flatten, MaxPooling2D
+from naive import numeric_grad
 
 
 @pytest.fixture(autouse=True)
 def numpy_backend():
     backend.set_backend("numpy")
 
-
-def numeric_grad(f, arr, eps=1e-6):
-    """d f() / d arr by central differences, one element at a time."""
-    g = np.zeros_like(arr)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + eps
-        hi = f()
-        arr[i] = old - eps
-        lo = f()
-        arr[i] = old
-        g[i] = (hi - lo) / (2 * eps)
-    return g
 
 
 def check_layer(layer, x_shape, seed=0, distinct=False):

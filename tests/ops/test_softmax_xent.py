@@ -6,6 +6,7 @@ import pytest
 
 import naive
 import naive_losses
+from naive import numeric_grad
 from minicnn import backend, config
 from minicnn.backend import loader
 from minicnn.ops import softmax_xent
@@ -119,18 +120,6 @@ def test_the_reference_in_float64_is_exact_to_rounding():
     assert softmax_xent.xent_loss_reference(p, y).dtype == np.float64
 
 
-def numeric_grad(f, arr, eps=1e-6):
-    """d f() / d arr by central differences, one element at a time."""
-    g = np.zeros_like(arr)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + eps
-        hi = f()
-        arr[i] = old - eps
-        lo = f()
-        arr[i] = old
-        g[i] = (hi - lo) / (2 * eps)
-    return g
 
 
 def test_xent_backward_matches_finite_differences():
