@@ -80,10 +80,26 @@ def settings():
         yield lambda **values: stack.enter_context(config.override(**values))
 
 
+# The backend every test starts on: $MINICNN_BACKEND's when the run sets it (e.g.
+# =emulator to run the layer tests through the CUDA kernels), else NumPy; never
+# CuPy just because a GPU is there or an earlier test switched to it.
+PINNED_BACKEND = os.environ.get("MINICNN_BACKEND") or "numpy"
+
+
+@pytest.fixture(autouse=True)
+def pinned_backend():
+    """Set PINNED_BACKEND before each test (autouse fixtures run first, so ``impl``
+    switches from it and back; a test that switches itself needs no clean-up)."""
+    from minicnn import backend
+    backend.set_backend(PINNED_BACKEND)
+    yield PINNED_BACKEND
+
+
 IMPLEMENTATIONS = ("reference", "cpu_kernels", "emulator", "gpu")
 
 
-@pytest.fixture(params=IMPLEMENTATIONS)
+# the gpu variant carries the gpu mark, so that `pytest -m gpu` runs it too
+@pytest.fixture(params=[pytest.param(n, marks=pytest.mark.gpu) if n == "gpu" else n for n in IMPLEMENTATIONS])
 def impl(request):
     """Run a test once per implementation of the ops (see minicnn/ops):
     'reference' (NumPy, MINICNN_CPU_FAST=0), 'cpu_kernels' (the compiled CPU

@@ -44,13 +44,10 @@ def _make_device(name):
     if name == "numpy":
         return CpuDevice()
     if name == "cupy":
-        if not _gpu_usable():
-            raise RuntimeError(
-                "backend 'cupy' needs a usable CUDA GPU, but cupy.is_available() is False "
-                "(or CuPy is not installed: pip install 'minicnn[gpu]'). "
-                "Use set_backend('numpy') or set_backend('emulator').")
-        import cupy
-        return CudaDevice(cupy, "cupy")
+        # GPU, driver, cuBLAS, NVRTC: all looked for now, one error naming what
+        # is missing (rather than an ImportError in the first matmul)
+        from .cupy_check import load_cupy
+        return CudaDevice(load_cupy(), "cupy")
     if name == "emulator":
         import numpy
         return CudaDevice(numpy, "emulator")
