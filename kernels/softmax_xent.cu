@@ -1,8 +1,8 @@
 // ============================================================================
 // softmax_xent.cu -- row-wise kernels of minicnn/ops/softmax_xent.py: the
-// categorical cross-entropy (Keras semantics) forward/backward, the fused
-// softmax+xent gradient, and the accuracy count. (The softmax activation
-// itself is in bias_act.cu.)
+// categorical cross-entropy (Keras semantics) forward/backward, the same loss
+// from logits, the fused softmax+xent gradient, and the accuracy count. (The
+// softmax activation itself is in bias_act.cu.)
 //
 // Arrays are (rows, cols) matrices, one sample per row, classes along cols.
 // Row kernels run ONE BLOCK PER ROW (grid-stride over rows, so every thread of
@@ -35,6 +35,25 @@ __device__ __forceinline__ float block_sum(float v, float* red)
     return total;
 }
 
+// Maximum of v over the block (NaN-propagating: a NaN anywhere gives NaN, as
+// numpy's max does). red: MAX_BLOCK floats of shared memory.
+__device__ __forceinline__ float block_max(float v, float* red)
+{
+    const int tid = threadIdx.x;
+    red[tid] = v;
+    __syncthreads();
+    for (int s = blockDim.x / 2; s > 0; s >>= 1) {
+        if (tid < s) {
+            const float o = red[tid + s];
+            if (o > red[tid] || o != o) red[tid] = o;
+        }
+        __syncthreads();
+    }
+    const float m = red[0];
+    __syncthreads();
+    return m;
+}
+
 
 // ----------------------------------------------------------------------------
 // xent_loss_rows
@@ -59,6 +78,42 @@ extern "C" __global__ void xent_loss_rows(
         }
         t = block_sum(t, red);
         if (threadIdx.x == 0) loss[row] = -t;
+    }
+}
+
+
+// ----------------------------------------------------------------------------
+// logits_xent_loss_rows
+// Contract: loss[row] = -sum_j y * log_softmax(z)_j, the cross-entropy of the
+// logits z (Keras's from_logits=True). With m = max_j z_j and
+// S = sum_j exp(z_j - m): log_softmax(z)_j = z_j - m - log S, so
+// loss = log(S) * sum_j y_j - sum_j y_j (z_j - m): exp never overflows.
+// One block per row.
+// ----------------------------------------------------------------------------
+extern "C" __global__ void logits_xent_loss_rows(
+    const float* __restrict__ z, const float* __restrict__ y, float* __restrict__ loss,
+    int rows, int cols)
+{
+    __shared__ float red[MAX_BLOCK];
+    const float neg_inf = -1.0f / 0.0f;  // no INFINITY macro under NVRTC
+    for (int row = blockIdx.x; row < rows; row += gridDim.x) {
+        const int base = row * cols;
+        float m = neg_inf;
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+            const float v = z[base + j];
+            if (v > m || v != v) m = v;
+        }
+        m = block_max(m, red);
+        float s = 0.0f, t = 0.0f, sy = 0.0f;
+        for (int j = threadIdx.x; j < cols; j += blockDim.x) {
+            s += expf(z[base + j] - m);
+            t += y[base + j] * (z[base + j] - m);
+            sy += y[base + j];
+        }
+        s = block_sum(s, red);
+        t = block_sum(t, red);
+        sy = block_sum(sy, red);
+        if (threadIdx.x == 0) loss[row] = logf(s) * sy - t;
     }
 }
 

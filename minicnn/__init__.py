@@ -13,10 +13,10 @@ Use it where you would use Keras::
     ])
     model.compile(optimizer='rmsprop', loss='categorical_crossentropy', metrics=['accuracy'])
 """
-from . import activations, backend, callbacks, datasets, initializers, layers, losses, models, nn, optimizers, utils
+from . import activations, backend, callbacks, datasets, initializers, layers, losses, metrics, models, nn, optimizers, regularizers, utils
 from .layers import Input
 from .models import Model, Sequential
 
 __version__ = "0.1.0"
 __all__ = ["Input", "Model", "Sequential", "activations", "backend", "callbacks", "datasets", "initializers",
-           "layers", "losses", "models", "nn", "optimizers", "utils"]
+           "layers", "losses", "metrics", "models", "nn", "optimizers", "regularizers", "utils"]

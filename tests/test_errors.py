@@ -76,10 +76,10 @@ def test_kernel_larger_than_valid_input_fails_at_add():
     assert len(m.layers) == 2  # nothing half-added
 
 
-def test_dense_after_conv_needs_flatten():
+def test_dense_after_conv_applies_to_the_last_axis():
     m = Sequential([Conv2D(2, 3, input_shape=(5, 5, 1))])
-    with pytest.raises(ValueError, match="add a Flatten layer"):
-        m.add(Dense(3))
+    m.add(Dense(3))   # as in Keras: the kernel is (channels, units), applied at each pixel
+    assert m.output_shape == (None, 3, 3, 3) and m.layers[-1].count_params() == 2 * 3 + 3
 
 
 def test_unbuilt_and_uncompiled_models():

@@ -78,11 +78,11 @@ def test_weights_h5_round_trip_and_layout(tmp_path):
     path = tmp_path / "w.weights.h5"
     m.save_weights(path)
     with h5py.File(path) as f:
-        assert f[f"layers/{m._compute_layers[2].name}/vars/0"].shape == (3, 3, 32, 64)
+        # keyed by class and position as Keras 3 does, whatever the layers are called
+        assert f["layers/conv2d_1/vars/0"].shape == (3, 3, 32, 64)
         assert len(f["optimizer/vars"]) == 2 + 10   # iterations, learning rate, 10 velocities
-    other = small_model(seed=3)
-    for layer_a, layer_b in zip(other._compute_layers, m._compute_layers):
-        layer_a.name = layer_b.name  # Keras 3 files match layers by name
+    other = small_model(seed=3)   # the same model with other layer names (conv2d_3, ...)
+    assert other._compute_layers[0].name != m._compute_layers[0].name
     other.load_weights(path)
     for a, b in zip(m.get_weights(), other.get_weights()):
         np.testing.assert_array_equal(a, b)

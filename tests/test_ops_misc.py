@@ -61,8 +61,8 @@ def test_sgd_matches_formula():
 
 def test_optimizer_lookup_and_errors():
     assert isinstance(optimizers.get("RMSprop"), optimizers.RMSprop)
-    with pytest.raises(ValueError, match="Unknown optimizer: 'adamw'"):
-        optimizers.get("adamw")
+    with pytest.raises(ValueError, match="Unknown optimizer: 'adamx'"):
+        optimizers.get("adamx")
     with pytest.raises(ValueError, match="learning_rate"):
         optimizers.SGD(learning_rate=-1)
 

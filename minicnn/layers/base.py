@@ -26,7 +26,7 @@ is how functional models are wired; calling it on an array runs it.
 """
 import numpy as np
 
-from .. import backend, initializers
+from .. import backend, initializers, regularizers
 from ..naming import snake_case, unique_name
 from ..ops import bias_act
 
@@ -95,6 +95,7 @@ class Layer:
         self.weights = []   # backend arrays, in Keras order
         self.grads = []     # filled by backward, same order as weights
         self._weight_trainable = []  # per weight: may an optimizer change it?
+        self._regularized = []  # (weight index, regularizer) from add_weight(..., regularizer=)
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -136,15 +137,36 @@ class Layer:
         return ctx
 
     # -- weights ---------------------------------------------------------------
-    def add_weight(self, shape, initializer="glorot_uniform", trainable=True):
+    def add_weight(self, shape, initializer="glorot_uniform", trainable=True, regularizer=None):
         """A new weight of ``shape``, on the backend, as Keras's ``add_weight``.
 
         ``initializer``: a name ('zeros', 'ones', 'glorot_uniform', ...) or a
-        function of the shape. Example: ``self.add_weight((units,), 'zeros')``."""
+        function of the shape. ``regularizer``: a minicnn.regularizers object
+        (or name) whose penalty joins the loss while the weight is trained.
+        Example: ``self.add_weight((units,), 'zeros')``."""
+        regularizer = regularizers.get(regularizer)
         value = backend.asarray(initializers.get(initializer)(tuple(shape)), self.dtype)
         self.weights.append(value)
         self._weight_trainable.append(bool(trainable))
+        if regularizer is not None:
+            self._regularized.append((len(self.weights) - 1, regularizer))
         return value
+
+    # -- regularization (the penalties of add_weight(..., regularizer=)) ------------
+    def regularization_penalties(self):
+        """The penalty of each regularized trainable weight (0-d backend arrays, no
+        host sync): what the layer adds to the loss, as Keras's ``layer.losses``."""
+        return [reg(self.weights[i]) for i, reg in self._regularized_trainable()]
+
+    def add_regularization_gradients(self):
+        """Add each penalty's gradient to its weight's gradient in ``grads`` (after backward)."""
+        for i, reg in self._regularized_trainable():
+            self.grads[i] = reg.add_gradient(self.grads[i], self.weights[i])
+
+    def _regularized_trainable(self):
+        if not self.trainable:
+            return []
+        return [(i, reg) for i, reg in self._regularized if self._weight_trainable[i]]
 
     @property
     def trainable_weights(self):
@@ -225,6 +247,7 @@ class Layer:
         self.weights = []
         self.grads = []
         self._weight_trainable = []
+        self._regularized = []
         self.built = False
         self.input_shape = None
         self.output_shape = None
@@ -265,7 +288,8 @@ class ActivatedLayer(Layer):
     ``_linear_backward(dz, ctx, need_dx) -> (dx, dkernel)``, each one call of
     their op (minicnn.ops); this class adds the bias and the activation
     (fused, minicnn.ops.bias_act) and, from a training forward, keeps what
-    backward needs: the linear op's context and the activation's output."""
+    backward needs: the linear op's context and the activation's (``_a``: the
+    output a, or the pre-activation for gelu & co.: see bias_act)."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -277,13 +301,14 @@ class ActivatedLayer(Layer):
 
     def forward(self, x, training=False):
         z, ctx = self._linear_forward(x, training)
-        a = bias_act.forward(z, self.bias, self.activation)
         # Only a training forward keeps what backward needs (backward drops it
         # again). An inference forward touches no state: it neither holds a
         # batch of activations between calls nor disturbs a training step
         # running in another thread.
-        if training:
-            self._ctx, self._a = ctx, a
+        if not training:
+            return bias_act.forward(z, self.bias, self.activation)
+        a, act_ctx = bias_act.forward_training(z, self.bias, self.activation)
+        self._ctx, self._a = ctx, act_ctx
         return a
 
     def backward(self, dout, need_dx=True):
@@ -313,8 +338,8 @@ class ActivatedLayer(Layer):
 
 # Arguments Keras saves that minicnn does not take, accepted at these values only.
 _KERAS_DEFAULTS = {
-    "data_format": ("channels_last", None), "dilation_rate": ((1, 1), 1), "groups": (1,),
-    "kernel_regularizer": (None,), "bias_regularizer": (None,), "activity_regularizer": (None,),
+    "data_format": ("channels_last", None), "groups": (1,),
+    "activity_regularizer": (None,),
     "kernel_constraint": (None,), "bias_constraint": (None,), "lora_rank": (None,), "sparse": (False,),
     "ragged": (False,), "autocast": (True,), "optional": (False,), "quantization_config": (None,),
 }

@@ -1,7 +1,7 @@
 """Conv2D: a 2-D convolution over NHWC inputs, Keras's arguments and weights."""
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from ..ops import conv2d
 from ..ops.geometry import window_geometry
 from .base import ActivatedLayer, as_pair
@@ -13,6 +13,8 @@ class Conv2D(ActivatedLayer):
 
     Weights are ``[kernel (kh, kw, in_channels, filters), bias (filters,)]``;
     padding 'same' follows TensorFlow (the extra cell goes bottom/right).
+    ``dilation_rate`` d spaces the kernel's taps d cells apart (a 3x3 kernel
+    at d=2 sees a 5x5 area); as in Keras 3 it cannot be combined with strides > 1.
 
     Example::
 
@@ -25,6 +27,7 @@ class Conv2D(ActivatedLayer):
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", activation=None,
                  use_bias=True, kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 dilation_rate=(1, 1), kernel_regularizer=None, bias_regularizer=None,
                  input_shape=None, name=None, **kwargs):
         super().__init__(name=name, input_shape=input_shape, **kwargs)
         if isinstance(filters, bool) or not isinstance(filters, (int, np.integer)) or filters <= 0:
@@ -32,33 +35,46 @@ class Conv2D(ActivatedLayer):
         self.filters = int(filters)
         self.kernel_size = as_pair(kernel_size, "kernel_size", self.name)
         self.strides = as_pair(strides, "strides", self.name)
+        self.dilation_rate = as_pair(dilation_rate, "dilation_rate", self.name)
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:   # as Keras 3 refuses it
+            raise ValueError(f"{self.name}: `strides > 1` not supported in conjunction with `dilation_rate > 1`. "
+                             f"Received: strides={self.strides} and dilation_rate={self.dilation_rate}")
         self.padding = normalize_padding(padding, self.name)
-        self.activation = activations.get(activation, self.name)
+        self.activation = activations.name_of(activation, self.name)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)  # the penalty joins the loss
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def get_config(self):
         return {**super().get_config(), "filters": self.filters, "kernel_size": self.kernel_size,
                 "strides": self.strides, "padding": self.padding, "data_format": "channels_last",
-                "dilation_rate": (1, 1), "groups": 1, "activation": self.activation,
+                "dilation_rate": self.dilation_rate, "groups": 1, "activation": self.activation,
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
     def compute_output_shape(self, input_shape):
-        (oh, ow), _ = window_geometry(input_shape, self.kernel_size, self.strides, self.padding, self.name)
+        (oh, ow), _ = window_geometry(input_shape, self.kernel_size, self.strides, self.padding, self.name,
+                                      dilation=self.dilation_rate)
         return (input_shape[0], oh, ow, self.filters)
 
     def build(self, input_shape):
-        _, self.pads = window_geometry(input_shape, self.kernel_size, self.strides, self.padding, self.name)
+        _, self.pads = window_geometry(input_shape, self.kernel_size, self.strides, self.padding, self.name,
+                                       dilation=self.dilation_rate)
         kh, kw = self.kernel_size
-        self.kernel = self.add_weight((kh, kw, input_shape[-1], self.filters), self.kernel_initializer)
-        self.bias = self.add_weight((self.filters,), self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_weight((kh, kw, input_shape[-1], self.filters), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.bias = self.add_weight((self.filters,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
         super().build(input_shape)
 
     def _linear_forward(self, x, training):
-        return conv2d.forward(x, self.kernel, self.strides, self.pads, training=training)
+        return conv2d.forward(x, self.kernel, self.strides, self.pads, training=training,
+                              dilation=self.dilation_rate)
 
     def _linear_backward(self, dz, ctx, need_dx):
         return conv2d.backward(dz, ctx, self.kernel, need_dx=need_dx)

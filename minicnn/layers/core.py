@@ -1,7 +1,7 @@
 """Dense and Flatten."""
 import numpy as np
 
-from .. import activations, initializers
+from .. import activations, initializers, regularizers
 from ..ops import dense
 from .base import ActivatedLayer, Layer
 
@@ -9,8 +9,10 @@ from .base import ActivatedLayer, Layer
 class Dense(ActivatedLayer):
     """Fully connected layer: ``activation(x @ kernel + bias)``, as ``keras.layers.Dense``.
 
-    Weights are ``[kernel (in, units), bias (units,)]``. Inputs must be rank 2
-    (batch, features): put a Flatten before it after convolutions.
+    Weights are ``[kernel (in, units), bias (units,)]``. An input of higher
+    rank is multiplied along its last axis, as in Keras: (None, 7, 5, 3) ->
+    (None, 7, 5, units) with a (3, units) kernel (after convolutions, a
+    Flatten before Dense gives the classic classifier instead).
 
     Example::
 
@@ -21,32 +23,39 @@ class Dense(ActivatedLayer):
     """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
-                 bias_initializer="zeros", input_shape=None, name=None, **kwargs):
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 input_shape=None, name=None, **kwargs):
         super().__init__(name=name, input_shape=input_shape, **kwargs)
         if isinstance(units, bool) or not isinstance(units, (int, np.integer)) or units <= 0:
             raise ValueError(f"{self.name}: `units` must be a positive int. Received: units={units!r}")
         self.units = int(units)
-        self.activation = activations.get(activation, self.name)
+        self.activation = activations.name_of(activation, self.name)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)  # the penalty joins the loss
+        self.bias_regularizer = regularizers.get(bias_regularizer)
 
     def get_config(self):
         return {**super().get_config(), "units": self.units, "activation": self.activation,
                 "use_bias": self.use_bias,
                 "kernel_initializer": initializers.serialize(self.kernel_initializer),
-                "bias_initializer": initializers.serialize(self.bias_initializer)}
+                "bias_initializer": initializers.serialize(self.bias_initializer),
+                "kernel_regularizer": regularizers.serialize(self.kernel_regularizer),
+                "bias_regularizer": regularizers.serialize(self.bias_regularizer)}
 
     def compute_output_shape(self, input_shape):
-        if len(input_shape) != 2:
-            raise ValueError(f"{self.name}: expected input of rank 2 (batch, features), got shape "
-                             f"{tuple(input_shape)}: add a Flatten layer before this Dense layer")
-        return (input_shape[0], self.units)
+        if len(input_shape) < 2:
+            raise ValueError(f"{self.name}: expected input of rank >= 2 (batch, ..., features), got shape "
+                             f"{tuple(input_shape)}")
+        return tuple(input_shape[:-1]) + (self.units,)
 
     def build(self, input_shape):
         self.compute_output_shape(input_shape)
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer)
-        self.bias = self.add_weight((self.units,), self.bias_initializer) if self.use_bias else None
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                                      regularizer=self.kernel_regularizer)
+        self.bias = self.add_weight((self.units,), self.bias_initializer,
+                                    regularizer=self.bias_regularizer) if self.use_bias else None
         super().build(input_shape)
 
     def _linear_forward(self, x, training):
@@ -72,3 +81,8 @@ class Flatten(Layer):
 
     def backward(self, dout, need_dx=True):
         return dout.reshape((dout.shape[0],) + tuple(self.input_shape[1:]))
+
+
+# Keras 2's ``keras.layers.core`` path also held these (``from keras.layers.core import Dropout``)
+from .dropout import Dropout  # noqa: E402,F401
+from .reshaping import Reshape  # noqa: E402,F401

@@ -1,7 +1,8 @@
 """The loops of fit, evaluate and predict, and where they call the callbacks.
 
-The order of the hooks is Keras's (see history.py). The loss and the count of
-correct predictions are summed as backend arrays (on the GPU they stay on the
+The order of the hooks is Keras's (see history.py). The batches come from a
+source of data_sources.py (arrays, a generator or a Sequence). The loss and
+each metric's total are summed as backend arrays (on the GPU they stay on the
 device) and read back only when the progress line is drawn, an epoch ends, or
 a callback overrides a batch-end hook and so needs each batch's running values.
 """
@@ -11,7 +12,6 @@ import warnings
 import numpy as np
 
 from .. import backend
-from ..utils import get_rng
 from .history import Callback, CallbackList
 from .progbar import Progbar
 
@@ -52,10 +52,9 @@ def should_validate(epoch, freq):
     return (epoch + 1) % freq == 0 if isinstance(freq, int) else epoch + 1 in freq
 
 
-def run_batches(model, x, y, batch_size, order, progbar, callbacks, mode, draw_last=True,
-                step_losses=None):
-    """One pass over x in ``order`` (mode 'train' trains, 'test' only measures);
-    returns [(name, mean), ...] over the samples seen.
+def run_batches(model, source, progbar, callbacks, mode, draw_last=True, step_losses=None):
+    """One epoch of batch ``source`` (mode 'train' trains, 'test' only measures);
+    returns [(name, mean), ...] over the samples seen, or None if it gave no batch.
 
     ``step_losses`` (a list), if given, receives each step's loss sum as a
     backend scalar (no device sync), so that a non-finite loss can be traced
@@ -64,49 +63,50 @@ def run_batches(model, x, y, batch_size, order, progbar, callbacks, mode, draw_l
     train = mode == "train"
     hook_begin = callbacks.wants_batch_hooks(mode, end=False)
     hook_end = callbacks.wants_batch_hooks(mode, end=True)
-    loss_sum = correct = None
+    penalty = None if train else model._penalty()   # fixed weights: one penalty for the pass
+    sums = None
     seen = 0
-    steps = -(-len(x) // batch_size)
-    for step in range(steps):
+    for step, (xb, yb, swb) in enumerate(source.epoch()):
         if hook_begin:
             getattr(callbacks, f"on_{mode}_batch_begin")(step, {})
-        idx = order[step * batch_size:(step + 1) * batch_size]
-        xb, yb = backend.asarray(x[idx]), backend.asarray(y[idx])
+        xb, yb = backend.asarray(xb), backend.asarray(yb)
+        weights = () if swb is None else (backend.asarray(swb),)   # no sample weights: the 2-argument step
         if train:
-            ls, c = model._train_batch(xb, yb)
+            batch = model._train_batch(xb, yb, *weights)
         else:
-            ls, c = model._loss_and_correct(model._forward(xb), yb)
+            batch = model._test_batch(xb, yb, *weights, penalty=penalty)
         if step_losses is not None:
-            step_losses.append(ls)
-        loss_sum = ls if loss_sum is None else loss_sum + ls
-        if c is not None:
-            correct = c if correct is None else correct + c
-        seen = min((step + 1) * batch_size, len(x))
+            step_losses.append(batch[0])
+        sums = batch if sums is None else (sums[0] + batch[0], [a + b for a, b in zip(sums[1], batch[1])])
+        seen += len(xb)
         values = None
         if hook_end:  # the one per-batch read back, only for a callback that asked for it
-            values = model._running(loss_sum, correct, seen)
+            values = model._running(sums, seen)
             getattr(callbacks, f"on_{mode}_batch_end")(step, dict(values))
-        if (step + 1 < steps or draw_last) and progbar.wants_update(step + 1):
-            progbar.update(step + 1, values or model._running(loss_sum, correct, seen))
+        if (step + 1 < source.steps or draw_last) and progbar.wants_update(step + 1):
+            progbar.update(step + 1, values or model._running(sums, seen))
         if train and model.stop_training:
             break
-    return model._running(loss_sum, correct, seen)
+    return None if sums is None else model._running(sums, seen)
 
 
-def evaluate_loop(model, x, y, batch_size, callbacks, progbar, prefix=""):
+def evaluate_loop(model, source, callbacks, progbar, prefix=""):
     """on_test_begin, the batches, on_test_end(logs); returns [(prefix + name, mean), ...]."""
     callbacks.on_test_begin()
-    values = run_batches(model, x, y, batch_size, np.arange(len(x)), progbar, callbacks, "test")
+    values = run_batches(model, source, progbar, callbacks, "test")
+    if values is None:
+        raise ValueError("evaluate: the data gave no batch (a generator that is already exhausted?).")
     callbacks.on_test_end(dict(values))
     return [(prefix + k, v) for k, v in values]
 
 
-def fit_loop(model, x, y, batch_size, epochs, initial_epoch, verbose, validation_data,
-             validation_freq, shuffle, callbacks):
-    """Epochs ``initial_epoch`` to ``epochs - 1``, calling the hooks of ``callbacks``."""
-    steps = callbacks.params["steps"]
+def fit_loop(model, train, epochs, initial_epoch, verbose, validation, validation_freq, callbacks):
+    """Epochs ``initial_epoch`` to ``epochs - 1`` over batch source ``train``, calling
+    the hooks of ``callbacks``; ``validation``: a batch source or None."""
     model.stop_training = False
     callbacks.on_train_begin()
+    # a callback may move the start (BackupAndRestore resuming: Keras's model._initial_epoch)
+    initial_epoch = vars(model).get("_initial_epoch", initial_epoch)
     logs = None
     warned = False
     # a diverging loss gets one warning, ours (below), not NumPy's overflow warnings
@@ -115,18 +115,17 @@ def fit_loop(model, x, y, batch_size, epochs, initial_epoch, verbose, validation
             if verbose:  # printed first, as tf.keras's progress bar (the first callback) does
                 print(f"Epoch {epoch + 1}/{epochs}", flush=True)
             callbacks.on_epoch_begin(epoch)
-            order = get_rng().permutation(len(x)) if shuffle else np.arange(len(x))
-            progbar = Progbar(steps, verbose=verbose)
+            progbar = Progbar(train.steps, verbose=verbose)
             step_losses = []
-            values = run_batches(model, x, y, batch_size, order, progbar, callbacks, "train",
-                                 draw_last=False, step_losses=step_losses)
+            values = run_batches(model, train, progbar, callbacks, "train", draw_last=False,
+                                 step_losses=step_losses)
+            if values is None:   # a generator that ran out before this epoch (warned): stop
+                break
             if not warned and not math.isfinite(values[0][1]):
                 warned = True
                 warn_nonfinite_loss(model, epoch, step_losses)
-            if validation_data is not None and should_validate(epoch, validation_freq):
-                vx, vy = validation_data
-                values += evaluate_loop(model, vx, vy, batch_size, callbacks, Progbar(1, verbose=0),
-                                        prefix="val_")
+            if validation is not None and should_validate(epoch, validation_freq):
+                values += evaluate_loop(model, validation, callbacks, Progbar(1, verbose=0), prefix="val_")
             progbar.update(progbar.target, values)  # the epoch's line, val_ values included
             logs = dict(values)
             callbacks.on_epoch_end(epoch, logs)
@@ -137,8 +136,8 @@ def fit_loop(model, x, y, batch_size, epochs, initial_epoch, verbose, validation
 
 def warn_nonfinite_loss(model, epoch, step_losses):
     """One warning (shown even at verbose=0) naming the first step whose loss was NaN/inf."""
-    step = next(i for i, ls in enumerate(step_losses)
-                if not math.isfinite(float(backend.to_numpy(ls))))
+    step = next((i for i, ls in enumerate(step_losses)
+                 if not math.isfinite(float(backend.to_numpy(ls)))), len(step_losses) - 1)
     value = float(backend.to_numpy(step_losses[step]))
     lr = getattr(model.optimizer, "learning_rate", None)
     warnings.warn(
@@ -149,20 +148,33 @@ def warn_nonfinite_loss(model, epoch, step_losses):
         RuntimeWarning, stacklevel=4)
 
 
-def predict_loop(model, x, batch_size, callbacks):
-    """The outputs for x, one batch at a time into one preallocated array."""
-    out = np.empty((len(x),) + tuple(model.output_shape[1:]), dtype=np.float32)
+def predict_loop(model, source, n, callbacks, progbar):
+    """The outputs of each batch of ``source``: into one preallocated array of ``n``
+    rows when n is known (arrays), else concatenated (a generator's batches)."""
+    shape = tuple(model.output_shape[1:])
+    out = None if n is None else np.empty((n,) + shape, dtype=np.float32)
+    parts, start = [], 0
     hook_begin = callbacks.wants_batch_hooks("predict", end=False)
     hook_end = callbacks.wants_batch_hooks("predict", end=True)
     callbacks.on_predict_begin()
-    for step, start in enumerate(range(0, len(x), batch_size)):
+    for step, batch in enumerate(source.epoch()):
         if hook_begin:
             callbacks.on_predict_batch_begin(step, {})
-        p = model._forward(backend.asarray(x[start:start + batch_size]))
-        out[start:start + len(p)] = backend.to_numpy(p)
+        p = backend.to_numpy(model._forward(backend.asarray(batch[0])))
+        if out is not None:
+            out[start:start + len(p)] = p
+            p = out[start:start + len(p)]
+        else:
+            p = np.array(p, dtype=np.float32)   # a copy: the device may reuse its buffer
+            parts.append(p)
+        start += len(p)
         if hook_end:
-            callbacks.on_predict_batch_end(step, {"outputs": out[start:start + len(p)]})
+            callbacks.on_predict_batch_end(step, {"outputs": p})
+        if progbar.wants_update(step + 1):
+            progbar.update(step + 1, [])
     callbacks.on_predict_end()
+    if out is None:
+        out = np.concatenate(parts) if parts else np.empty((0,) + shape, dtype=np.float32)
     return out
 
 

@@ -187,6 +187,44 @@ class CallbackList:
         return iter(self.callbacks)
 
 
+# Keras 2 named the accuracy 'acc' (and 'val_acc'); Keras 3 keeps the name given to compile.
+KERAS2_ALIASES = {"acc": "accuracy", "val_acc": "val_accuracy", "accuracy": "acc", "val_accuracy": "val_acc"}
+
+
+class HistoryDict(dict):
+    """``history.history``: a dict of the logged names, as Keras 3 names them.
+
+    A lookup of a Keras 2 name finds the Keras 3 one (and back): after
+    ``metrics=['accuracy']``, ``history.history['acc']`` and ``'val_acc'`` read
+    the ``'accuracy'`` and ``'val_accuracy'`` lists (``[]``, ``get`` and
+    ``in`` agree). Printing, iterating, ``keys()``, ``len`` and ``json.dumps``
+    show only the names actually logged.
+
+    Example::
+
+        model.compile('rmsprop', 'categorical_crossentropy', metrics=['accuracy'])
+        history = model.fit(x, y, epochs=3)
+        history.history['acc'] is history.history['accuracy']   # True: a Keras 2 script works
+        list(history.history)                                    # ['loss', 'accuracy']
+    """
+
+    def _alias(self, key):
+        alias = KERAS2_ALIASES.get(key) if isinstance(key, str) else None
+        return alias if alias is not None and dict.__contains__(self, alias) else None
+
+    def __missing__(self, key):
+        alias = self._alias(key)
+        if alias is None:
+            raise KeyError(key)
+        return dict.__getitem__(self, alias)
+
+    def __contains__(self, key):
+        return dict.__contains__(self, key) or self._alias(key) is not None
+
+    def get(self, key, default=None):
+        return self[key] if key in self else default
+
+
 class History(Callback):
     """What fit returns, as ``keras.callbacks.History``: ``history.history`` maps
     each key ('loss', 'accuracy', 'val_loss', ...) to one value per epoch;
@@ -195,6 +233,8 @@ class History(Callback):
 
     fit adds one to its callbacks and sets ``model.history`` to it when
     training begins, so after a Ctrl-C it holds the epochs that finished.
+    ``history.history`` is a :class:`HistoryDict`: Keras 2's ``'acc'`` /
+    ``'val_acc'`` read Keras 3's ``'accuracy'`` / ``'val_accuracy'``.
 
     Example::
 
@@ -204,22 +244,29 @@ class History(Callback):
 
     def __init__(self, params=None):
         super().__init__()
-        self.history = {}
+        self.history = HistoryDict()
         self.epoch = []
         self.params = dict(params or {})
+        self._epochs_of = {}  # name -> the epochs it was logged in (val_ ones skip some)
 
     def on_train_begin(self, logs=None):
         self.epoch = []
-        self.history = {}
+        self.history = HistoryDict()
+        self._epochs_of = {}
         self.model.history = self
 
     def on_epoch_end(self, epoch, logs=None):
-        self.epoch.append(epoch)
-        for key, value in (logs or {}).items():
-            self.history.setdefault(key, []).append(value)
+        self.append(epoch, (logs or {}).items())
 
     def append(self, epoch, values):
         """Record one epoch's ``[(name, value), ...]`` (as on_epoch_end does)."""
         self.epoch.append(epoch)
         for key, value in values:
             self.history.setdefault(key, []).append(value)
+            self._epochs_of.setdefault(key, []).append(epoch)
+
+    def epochs_of(self, key):
+        """The (0-based) epochs whose logs held ``key``: with ``validation_freq=2``,
+        ``epochs_of('val_loss')`` is ``[1, 3, ...]``, one per ``history['val_loss']`` value."""
+        key = key if dict.__contains__(self.history, key) else KERAS2_ALIASES.get(key, key)
+        return list(self._epochs_of.get(key, []))

@@ -2,9 +2,11 @@
 
 - ``.keras`` (Keras 3): a zip of ``metadata.json``, ``config.json`` (the
   architecture and the compile arguments) and ``model.weights.h5``.
-- ``.weights.h5`` (Keras 3 weights): ``layers/<layer name>/vars/<i>`` and the
-  optimizer's state in ``optimizer/vars/<i>`` (iterations, learning rate, then
-  one slot per trainable weight).
+- ``.weights.h5`` (Keras 3 weights): ``layers/<key>/vars/<i>``, where the key
+  is the layer's class in snake case, numbered by position as Keras 3 does
+  (``conv2d``, ``conv2d_1``, ...: not the layer's name), and the
+  optimizer's state in ``optimizer/vars/<i>`` (Keras's ``optimizer.variables``:
+  iterations, the learning rate unless it is a schedule, then the slots).
 - ``.h5`` (tf.keras 2, legacy): the ``model_config`` / ``training_config``
   attributes, ``model_weights/<layer>/...`` with ``layer_names`` /
   ``weight_names`` giving the order, and ``optimizer_weights``.
@@ -20,11 +22,13 @@ changes, and never unpickles or runs code from the file. Needs h5py (the
 import datetime
 import io
 import json
+import warnings
 import zipfile
 
 import numpy as np
 
 from .. import optimizers
+from ..naming import snake_case
 from ..utils import get_rng
 from .saving import _as_path, atomic_write
 from .serialize import model_config, model_from_config
@@ -130,8 +134,8 @@ def _weights_h5_bytes(model):
     h5py = _h5py()
     buf = io.BytesIO()
     with h5py.File(buf, "w") as f:
-        for layer in model._compute_layers:
-            group = f.create_group(f"layers/{layer.name}/vars")
+        for key, layer in _layer_keys(model):
+            group = f.create_group(f"layers/{key}/vars")
             group.attrs["name"] = layer.name
             for i, w in enumerate(layer.get_weights()):
                 group.create_dataset(str(i), data=w)
@@ -147,13 +151,13 @@ def _weights_h5_bytes(model):
 
 def _read_weights_h5(model, f, path):
     arrays = []
-    for layer in model._compute_layers:
+    for name, layer in _layer_keys(model):
         expected = len(layer.weights)
-        key = f"layers/{layer.name}/vars"
+        key = f"layers/{name}/vars"
         if expected and key not in f:
             present = sorted(f["layers"]) if "layers" in f else []
-            raise ValueError(f"{path!r}: no weights for layer {layer.name!r} (the file has layers "
-                             f"{present}; Keras 3 files match layers by name)")
+            raise ValueError(f"{path!r}: no weights for layer {layer.name!r} under {key!r} (the file "
+                             f"has layers {present}; Keras 3 files key layers by class and position)")
         group = f[key] if key in f else {}
         if len(group) != expected:
             raise ValueError(f"{path!r}: layer {layer.name!r} expects {expected} weights, the file "
@@ -203,8 +207,22 @@ def _legacy_h5(model):
     return buf.getvalue()
 
 
+def _layer_keys(model):
+    """(key, layer) for each layer, keyed as Keras 3's saving_lib keys them in
+    ``.weights.h5``: the class name in snake case, ``_1``, ``_2``... for the
+    second, third... layer of that class, whatever the layers are called (so a
+    file saved in one session loads into the same model rebuilt in another)."""
+    seen = {}
+    for layer in model._compute_layers:
+        base = snake_case(type(layer).__name__)
+        count = seen.get(base, 0)
+        seen[base] = count + 1
+        yield (base if count == 0 else f"{base}_{count}"), layer
+
+
 def _weight_names(layer):
-    return ["kernel", "bias"][:len(layer.weights)]
+    """The names tf.keras 2 gives the layer's weights (kernel, bias; gamma, beta, ...)."""
+    return list(getattr(layer, "weight_names", ("kernel", "bias")))[:len(layer.weights)]
 
 
 def _load_legacy_h5(path, compile):
@@ -251,50 +269,42 @@ def _text(value):
 # compile arguments and optimizer state
 # ----------------------------------------------------------------------------
 def _optimizer_config(opt):
-    config = {"name": type(opt).__name__.lower(), "learning_rate": opt.learning_rate}
-    if isinstance(opt, optimizers.RMSprop):
-        config.update(rho=opt.rho, momentum=0.0, epsilon=opt.epsilon, centered=False)
-        return {"module": "keras.optimizers", "class_name": "RMSprop", "config": config,
-                "registered_name": None}
-    config.update(momentum=0.0, nesterov=False)
-    return {"module": "keras.optimizers", "class_name": "SGD", "config": config, "registered_name": None}
+    return optimizers.serialize(opt)   # Keras's dict: class_name, config (get_config), ...
 
 
 def _optimizer_from(config):
-    name = (config or {}).get("class_name")
-    args = (config or {}).get("config") or {}
-    if name == "RMSprop" and not args.get("momentum") and not args.get("centered"):
-        return optimizers.RMSprop(learning_rate=args.get("learning_rate", 0.001),
-                                  rho=args.get("rho", 0.9), epsilon=args.get("epsilon", 1e-7))
-    if name == "SGD" and not args.get("momentum") and not args.get("nesterov"):
-        return optimizers.SGD(learning_rate=args.get("learning_rate", 0.01))
-    raise ValueError(f"the file's optimizer {name!r} with {args} is not available in minicnn "
-                     "(RMSprop and SGD without momentum are); pass compile=False and compile yourself")
+    try:
+        return optimizers.deserialize(config or {})
+    except (ValueError, TypeError) as e:
+        raise ValueError(f"the file's optimizer is not available in minicnn ({e}); pass compile=False "
+                         "and compile yourself") from None
 
 
 def _compile_from(model, compile_config):
-    metrics = compile_config.get("metrics") or []
+    metrics = []
+    for m in compile_config.get("metrics") or []:   # tf.keras 2 may save [["accuracy"]]
+        metrics += m if isinstance(m, list) else [m]
     metrics = [m for m in metrics if m is not None]
     model.compile(optimizer=_optimizer_from(compile_config.get("optimizer")),
                   loss=compile_config.get("loss"), metrics=metrics)
 
 
 def _optimizer_state(model):
-    """(name, [iterations, learning_rate, slot 0, slot 1, ...]) once the optimizer has run."""
+    """(name, Keras's optimizer variables: iterations, learning rate, slots...) once built."""
     opt = model.optimizer
-    if opt is None or opt._variables is None:
+    if opt is None or not opt.built:
         return None
-    values = [np.int64(opt.iterations), np.float32(opt.learning_rate)]
-    values += [np.array(v) for v in opt.state_arrays()]
-    return type(opt).__name__.lower(), values
+    return opt.name, opt.state_arrays()
 
 
 def _apply(model, arrays, optimizer_state):
-    """Set weights (checked in full first), then the optimizer's slots if they fit."""
+    """Set weights (checked in full first), then the optimizer's state if it fits (else,
+    as Keras does, a warning and a fresh optimizer)."""
     model.set_weights(arrays)
     opt = model.optimizer
-    if opt is None or not optimizer_state or len(optimizer_state) < 2:
+    if opt is None or not optimizer_state:
         return
-    pairs_vars = model.trainable_weights
-    slots = optimizer_state[2:]
-    opt.restore_state(pairs_vars, int(optimizer_state[0]), slots)
+    try:
+        opt.restore_state(model.trainable_weights, optimizer_state)
+    except ValueError as e:
+        warnings.warn(f"Skipping variable loading for optimizer '{opt.name}': {e}", stacklevel=3)

@@ -92,10 +92,13 @@ class Model(TrainingMixin):
         self._require_built("output_shape")
         return self._layers[-1].output_shape
 
-    def summary(self, print_fn=None):
-        """Print the Keras 2 summary table (``print_fn`` receives each line)."""
+    def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
+                show_trainable=False, layer_range=None):
+        """Print the Keras 2 summary table; ``print_fn`` receives each line, e.g.
+        ``model.summary(print_fn=lambda line: f.write(line + '\\n'))``. The other
+        arguments are Keras's (see minicnn/models/summary.py)."""
         self._require_built("summary")
-        print_summary(self, print_fn)
+        print_summary(self, line_length, positions, print_fn, expand_nested, show_trainable, layer_range)
 
     def get_config(self):
         """The architecture as Keras's config dict (``to_json`` writes it as text)."""

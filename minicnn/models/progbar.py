@@ -13,7 +13,10 @@ BAR_WIDTH = 30
 
 
 def format_value(v):
-    """Keras's metric format: %.4f, or %.4e when |v| <= 1e-3."""
+    """Keras's metric format: %.4f, or %.4e when |v| <= 1e-3.
+
+    A diverged loss prints as Keras prints it: ``nan`` (``abs(nan) > 1e-3`` is
+    False, and ``%.4e`` of nan is 'nan'), ``inf`` or ``-inf``."""
     return f" {v:.4f}" if abs(v) > 1e-3 else f" {v:.4e}"
 
 

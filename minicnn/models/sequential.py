@@ -1,4 +1,8 @@
 """Sequential: a plain stack of layers, as ``keras.Sequential``."""
+import warnings
+
+import numpy as np
+
 from ..layers.base import KerasTensor, Layer
 from ..layers.input import InputLayer
 from .model import Model
@@ -81,3 +85,36 @@ class Sequential(Model):
             raise ValueError(f"Sequential model {self.name} has no layers: add() some first.")
         if not self.built:
             self.build((None,) + tuple(x_shape[1:]))
+
+    # -- Keras 2's Sequential methods (Keras 2.3; removed from Keras 3) -------------------
+    def predict_classes(self, x, batch_size=32, verbose=0):
+        """The predicted class of each sample (deprecated, as in tf.keras 2.4+).
+
+        As Keras 2.3's Sequential: the argmax over the outputs, or, for a model
+        with one output unit (binary, sigmoid), ``(p > 0.5).astype('int32')``
+        with shape (n, 1). Use ``np.argmax(model.predict(x), axis=-1)`` or
+        ``(model.predict(x) > 0.5).astype('int32')`` instead.
+
+        Example: ``model.predict_classes(test_images)[:3]`` -> ``array([7, 2, 1])``."""
+        warnings.warn("`model.predict_classes()` is deprecated (Keras 3 removed it). Use instead: "
+                      "`np.argmax(model.predict(x), axis=-1)` if your model does multi-class classification "
+                      "(e.g. a softmax last layer), or `(model.predict(x) > 0.5).astype('int32')` if it does "
+                      "binary classification (e.g. a sigmoid last layer).", DeprecationWarning, stacklevel=2)
+        proba = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if proba.shape[-1] > 1:
+            return proba.argmax(axis=-1)
+        return (proba > 0.5).astype("int32")
+
+    def predict_proba(self, x, batch_size=32, verbose=0):
+        """The model's outputs, as ``predict`` (deprecated, as in tf.keras 2.4+): use
+        ``model.predict(x)``. Warns, as Keras 2.3 did, when they are not probabilities.
+
+        Example: ``model.predict_proba(test_images)[0]`` -> the 10 class probabilities."""
+        warnings.warn("`model.predict_proba()` is deprecated (Keras 3 removed it). Use `model.predict()` "
+                      "instead.", DeprecationWarning, stacklevel=2)
+        preds = self.predict(x, batch_size=batch_size, verbose=verbose)
+        if preds.size and (np.min(preds) < 0.0 or np.max(preds) > 1.0):
+            warnings.warn("Network returning invalid probability values. The last layer might not normalize "
+                          "predictions into probabilities (like softmax or sigmoid would).", UserWarning,
+                          stacklevel=2)
+        return preds

@@ -3,29 +3,35 @@
     a = act(z + b)          b broadcast over the last axis (the channels / units)
 
 z is any (..., F) array, b an (F,) vector or None; act is one of
-:data:`ACTIVATIONS` (softmax over the last axis, shifted by the row max so
-exp never overflows). The forward overwrites z and returns it.
+:data:`ACTIVATIONS` (Keras's names), its Keras arguments as keywords
+(``alpha=0.5`` for elu, ...). ``forward`` is the inference call (a overwrites
+z); ``forward_training`` also returns the context backward needs;
+``activate`` is act(x) alone, x left as it is (the activation layers).
 
-The backward needs only the OUTPUT a (the input z is not kept): each
-derivative is written in terms of a,
+The five of the book model, linear, relu (no arguments), sigmoid, tanh and
+softmax, are computed here, in place on z, and their backward needs only the
+OUTPUT a (the context), each derivative written in terms of a,
 
     relu' = [a > 0]     sigmoid' = a (1 - a)     tanh' = 1 - a^2
     softmax (its Jacobian-vector product):  dz = a * (da - sum(da * a))
 
-and dz = da * act'. Linear returns da itself. The bias gradient db is dz
-summed over all axes but the last.
+and dz = da * act'. Linear returns da itself. Softmax runs over the last axis,
+shifted by the row max so exp never overflows (``axis=`` another one moves it
+last and back). Every other activation (elu, gelu, silu, relu with arguments,
+...) reads the pre-activation u = z + b (the context): minicnn/ops/activation.py
+holds each one's f and f', every version. db is dz summed over all axes but
+the last.
 
-This module holds every version, in this order:
+For the five, this module holds every version, in this order:
 
-1. The checks (shapes, dtypes, the activation's name), for every device.
-2. The reference (``forward_reference`` / ``backward_reference``): whole-array
-   in-place NumPy, any float dtype; the specification.
+1. The checks (shapes, dtypes, the activation and its arguments), every device.
+2. The reference (``forward_reference`` / ``backward_reference``, for every
+   activation): whole-array in-place NumPy, any float dtype; the specification.
 3. The CPU fast path, for relu and linear(+bias) on C-contiguous float32
    arrays of at least ``NB_MIN_ELEMS`` values when compiled kernels run: one
    pass over memory on all cores. The forward gives the reference's bits;
    the backward's dz too, and db is summed in ``DB_CHUNKS`` fixed row chunks
-   added in order (the same bits whatever the thread count). Everything else
-   runs the reference.
+   added in order (the same bits whatever the thread count).
 4. The CUDA path: ``kernels/bias_act.cu``, on a GPU or on the emulator
    (elementwise kernels, one block per row for softmax, and a deterministic
    two-pass column sum for db).
@@ -33,15 +39,17 @@ This module holds every version, in this order:
 Example::
 
     >>> a = bias_act.forward(z, b, "relu")          # a is z, overwritten
-    >>> dz, db = bias_act.backward(da, a, "relu", has_bias=True)
+    >>> a, ctx = bias_act.forward_training(z, b, "gelu")
+    >>> dz, db = bias_act.backward(da, ctx, "gelu", has_bias=True)
 """
 import numpy as np
 
 from .. import backend
 from ..backend.devices import BLOCK_1D, MAX_GRID_X, grid_1d
+from . import activation as act_ops
 from .common import prange, require_array, require_same_dtype, require_shape
 
-ACTIVATIONS = ("linear", "relu", "sigmoid", "tanh", "softmax")
+ACTIVATIONS = act_ops.NAMES
 
 KERNELS = ("bias_act_forward", "act_backward", "column_sum_partials", "column_sum_finish",
            "bias_softmax_rows", "softmax_backward_rows")   # in kernels/bias_act.cu
@@ -68,17 +76,27 @@ _ONE = np.float32(1)
 # ----------------------------------------------------------------------------
 # 1. checks (every device)
 # ----------------------------------------------------------------------------
-def check_activation(op, activation):
-    """``activation`` if it is one of ACTIVATIONS, else a ValueError naming the op."""
-    if not isinstance(activation, str) or activation not in ACTIVATIONS:
-        raise ValueError(f"{op}: unknown activation {activation!r}; expected one of "
-                         f"{ACTIVATIONS}. Received: activation={activation!r}")
-    return activation
+def check_activation(op, activation, params=None):
+    """The activation's arguments, defaults filled in, or an error naming the op
+    (an unknown name lists ACTIVATIONS)."""
+    return act_ops.check_params(op, activation, params or {})
 
 
-def check(z, b, activation, op="bias_act"):
-    """A TypeError/ValueError naming what is wrong with bias_act(z, b, activation)."""
-    check_activation(op, activation)
+def _check_axis(op, params, shape, has_bias):
+    """softmax's axis as given, once it is known to exist (and, off the last axis, to have no bias)."""
+    axis, ndim = params["axis"], len(shape)
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{op}: softmax's axis must be in [-{ndim}, {ndim}) for an input of "
+                         f"{ndim} axes. Received: axis={axis}, shape={tuple(shape)}")
+    if has_bias and axis % ndim != ndim - 1:
+        raise ValueError(f"{op}: a bias runs along the last axis; softmax over axis {axis} takes "
+                         f"none. Received: axis={axis}, shape={tuple(shape)}")
+
+
+def check(z, b, activation, op="bias_act", params=None):
+    """A TypeError/ValueError naming what is wrong with bias_act(z, b, activation);
+    else the activation's arguments."""
+    params = check_activation(op, activation, params)
     require_array(op, "z", z)
     if z.ndim < 1:
         raise ValueError(f"{op}: z must have at least one axis. Received: z.shape={tuple(z.shape)}")
@@ -89,21 +107,70 @@ def check(z, b, activation, op="bias_act"):
             raise ValueError(f"{op}: b must have one entry per column of z's last axis "
                              f"({z.shape[-1]}). Received: b.shape={tuple(b.shape)}, "
                              f"z.shape={tuple(z.shape)}")
+    if activation == "softmax":
+        _check_axis(op, params, z.shape, b is not None)
+    return params
 
 
-def check_backward(da, a, activation, op="bias_act backward"):
-    check_activation(op, activation)
+def check_backward(da, ctx, activation, op="bias_act backward", params=None, has_bias=False):
+    """The checks of backward; ctx is named a (the five) or u (the others) in errors."""
+    params = check_activation(op, activation, params)
+    name = "a" if act_ops.is_bias_act_own(activation, params) else "u"
     require_array(op, "da", da)
-    require_array(op, "a", a)
-    require_same_dtype(op, da=da, a=a)
+    require_array(op, name, ctx)
+    require_same_dtype(op, da=da, **{name: ctx})
     if da.ndim < 1:
         raise ValueError(f"{op}: da must have at least one axis. Received: da.shape={tuple(da.shape)}")
-    require_shape(op, "a", a, da.shape)
+    require_shape(op, name, ctx, da.shape)
+    if activation == "softmax":
+        _check_axis(op, params, da.shape, has_bias)
+    return params
 
 
-def forward(z, b, activation):
-    """a = activation(z + b), computed in place on z (and returned); b may be None."""
-    check(z, b, activation)
+def forward(z, b, activation, **params):
+    """a = activation(z + b) for inference, in z's memory (and returned); b may be None."""
+    params = check(z, b, activation, params=params)
+    if not act_ops.is_bias_act_own(activation, params):
+        return act_ops.forward(z, b, activation, params, in_place=True)[0]
+    return _forward_own(z, b, activation, params)
+
+
+def forward_training(z, b, activation, **params):
+    """``(a, ctx)``: the forward, and what backward needs. For the five ctx is a
+    (z, overwritten); for the others u = z + b (z, overwritten) and a is new."""
+    params = check(z, b, activation, params=params)
+    if not act_ops.is_bias_act_own(activation, params):
+        return act_ops.forward(z, b, activation, params, in_place=False)
+    a = _forward_own(z, b, activation, params)
+    return a, a
+
+
+def activate(x, activation, training=False, **params):
+    """``(y, ctx)``: y = activation(x), x left as it is; ctx (None unless training)
+    is what backward (with has_bias False) needs."""
+    params = check(x, None, activation, params=params)
+    if act_ops.is_bias_act_own(activation, params):
+        y = ctx = _forward_own(x.copy(), None, activation, params)
+    else:
+        y, ctx = act_ops.forward(x, None, activation, params, in_place=False)   # ctx is x
+    return y, (ctx if training else None)
+
+
+def backward(da, ctx, activation, has_bias, **params):
+    """``(dz, db or None)`` from the upstream gradient da and forward's context ctx."""
+    params = check_backward(da, ctx, activation, params=params, has_bias=has_bias)
+    if not act_ops.is_bias_act_own(activation, params):
+        dz = act_ops.backward(da, ctx, activation, params)
+        return dz, (_column_sum(dz) if has_bias else None)
+    if activation == "softmax" and params["axis"] % da.ndim != da.ndim - 1:
+        return _on_last_axis(lambda d, a: _backward_own(d, a, "softmax", False)[0],
+                             params["axis"], da, ctx), None
+    return _backward_own(da, ctx, activation, has_bias)
+
+
+def _forward_own(z, b, activation, params):
+    if activation == "softmax" and params["axis"] % z.ndim != z.ndim - 1:
+        return _on_last_axis(lambda t: _forward_own(t, None, "softmax", {"axis": -1}), params["axis"], z)
     device = backend.device()
     if device.kind == "cuda":
         return _forward_cuda(device, z, b, activation)
@@ -112,9 +179,7 @@ def forward(z, b, activation):
     return forward_reference(z, b, activation)
 
 
-def backward(da, a, activation, has_bias):
-    """``(dz, db or None)`` from the upstream gradient da and the OUTPUT a."""
-    check_backward(da, a, activation)
+def _backward_own(da, a, activation, has_bias):
     device = backend.device()
     if device.kind == "cuda":
         return _backward_cuda(device, da, a, activation, has_bias)
@@ -123,14 +188,37 @@ def backward(da, a, activation, has_bias):
     return backward_reference(da, a, activation, has_bias)
 
 
+def _on_last_axis(fn, axis, *arrays):
+    """fn of the arrays with ``axis`` moved last (softmax over another axis), its result moved back."""
+    xp = backend.device().xp
+    moved = [xp.ascontiguousarray(xp.moveaxis(a, axis, -1)) for a in arrays]
+    return xp.ascontiguousarray(xp.moveaxis(fn(*moved), -1, axis))
+
+
+def _column_sum(dz):
+    """dz summed over all axes but the last (the bias gradient)."""
+    device = backend.device()
+    if device.kind == "cuda":
+        return _column_sum_cuda(device, "bias_act backward", dz)
+    return _sum_rows(dz)
+
+
+def _sum_rows(dz):
+    if dz.size == 0:   # reshape(-1, 0) is ambiguous
+        return np.zeros(dz.shape[-1], dz.dtype)
+    return dz.reshape(-1, dz.shape[-1]).sum(axis=0)
+
+
 # ----------------------------------------------------------------------------
 # 2. the reference: NumPy, any float dtype
 # ----------------------------------------------------------------------------
-def forward_reference(z, b, activation):
-    """The forward, the readable way: whole-array in-place NumPy."""
+def forward_reference(z, b, activation, **params):
+    """The forward, the readable way: whole-array in-place NumPy (softmax on the last axis)."""
     if b is not None:
         z += b
-    if activation == "relu":
+    if activation == "relu" and params:
+        z[...] = act_ops.value_reference(z, "relu", check_activation("bias_act", "relu", params))
+    elif activation == "relu":
         np.maximum(z, 0, out=z)
     elif activation == "sigmoid":
         # 1/(1+exp(-z)) overflows exp for z << 0; the tanh form is stable everywhere
@@ -144,16 +232,18 @@ def forward_reference(z, b, activation):
         z -= z.max(axis=-1, keepdims=True)
         np.exp(z, out=z)
         z /= z.sum(axis=-1, keepdims=True)
-    elif activation != "linear":
-        check_activation("bias_act", activation)
+    elif activation != "linear":   # the others: minicnn/ops/activation.py
+        z[...] = act_ops.value_reference(z, activation, check_activation("bias_act", activation, params))
     return z
 
 
-def backward_reference(da, a, activation, has_bias):
-    """The backward, the readable way (see the module docstring for the math)."""
+def backward_reference(da, ctx, activation, has_bias, **params):
+    """The backward, the readable way (see the module docstring for the math);
+    ctx is a for the five, u for the others."""
+    a = ctx
     if activation == "linear":
         dz = da
-    elif activation == "relu":
+    elif activation == "relu" and not params:
         dz = da * (a > 0)
     elif activation == "sigmoid":
         dz = da * a * (1 - a)
@@ -162,9 +252,9 @@ def backward_reference(da, a, activation, has_bias):
     elif activation == "softmax":
         dz = a * (da - (da * a).sum(axis=-1, keepdims=True))
     else:
-        check_activation("bias_act backward", activation)
-    db = dz.reshape(-1, dz.shape[-1]).sum(axis=0) if has_bias else None
-    return dz, db
+        dz = da * act_ops.slope_reference(ctx, activation, check_activation("bias_act backward",
+                                                                            activation, params))
+    return dz, (_sum_rows(dz) if has_bias else None)
 
 
 # ----------------------------------------------------------------------------

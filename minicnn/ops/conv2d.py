@@ -1,12 +1,14 @@
 """conv2d: the 2-D convolution over NHWC inputs and its gradients, on every device.
 
-    y[n, r, q, f] = sum over i, j, ch of  xpad[n, r*sh + i, q*sw + j, ch] * w[i, j, ch, f]
+    y[n, r, q, f] = sum over i, j, ch of  xpad[n, r*sh + i*dh, q*sw + j*dw, ch] * w[i, j, ch, f]
 
 x (N, H, W, C), w (KH, KW, C, F) -> y (N, OH, OW, F); no bias (see bias_act).
-As a matrix product: the patch matrix P has one row per output cell
-(n, r, q) and one column per (i, j, ch), P[(n, r, q), (i, j, ch)] =
-xpad[n, r*sh + i, q*sw + j, ch] ("im2col"); then Y = P @ W with W reshaped
-to (KH*KW*C, F). The gradients follow from Y = P @ W:
+The dilation (dh, dw) spaces the kernel's taps (Keras's dilation_rate; 1
+for the ordinary convolution): a 3x3 kernel dilated by 2 reads a 5x5 area,
+every other cell. As a matrix product: the patch matrix P has one row per
+output cell (n, r, q) and one column per (i, j, ch), P[(n, r, q), (i, j, ch)] =
+xpad[n, r*sh + i*dh, q*sw + j*dw, ch] ("im2col"); then Y = P @ W with W
+reshaped to (KH*KW*C, F). The gradients follow from Y = P @ W:
 
     dW = P^T @ dY          dP = dY @ W^T          dx = col2im(dP)
 
@@ -32,6 +34,7 @@ Example::
 
     >>> y, ctx = conv2d.forward(x, w, strides=(1, 1), pads=(0, 0, 0, 0), training=True)
     >>> dx, dw = conv2d.backward(dy, ctx, w)
+    >>> y, _ = conv2d.forward(x, w, (1, 1), (0, 0, 0, 0), dilation=(2, 2))   # dilated
 """
 from typing import NamedTuple
 
@@ -40,7 +43,7 @@ import numpy as np
 from .. import backend
 from ..backend.devices import BLOCK_1D, grid_1d
 from .common import pads4, pair, prange, require_array, require_same_dtype, require_shape
-from .geometry import output_hw, window_view
+from .geometry import output_hw, span, window_view
 
 KERNELS = ("im2col_nhwc", "col2im_nhwc")   # in kernels/conv2d.cu
 
@@ -55,7 +58,7 @@ _ZERO = np.float32(0)
 
 
 class Geometry(NamedTuple):
-    """Sizes of one convolution: the kernels' int arguments are its first 12."""
+    """Sizes of one convolution: the kernels' int arguments are its first 14."""
     n: int
     h: int
     w: int
@@ -64,6 +67,8 @@ class Geometry(NamedTuple):
     kw: int
     sh: int
     sw: int
+    dh: int
+    dw: int
     top: int
     left: int
     oh: int
@@ -82,7 +87,7 @@ class Context(NamedTuple):
 # ----------------------------------------------------------------------------
 # 1. checks (every device)
 # ----------------------------------------------------------------------------
-def check(x, w, strides, pads, op="conv2d"):
+def check(x, w, strides, pads, op="conv2d", dilation=(1, 1)):
     """The geometry of conv2d(x, w), or a TypeError/ValueError naming what is wrong."""
     require_array(op, "x", x, 4)
     require_array(op, "w", w, 4)
@@ -93,23 +98,26 @@ def check(x, w, strides, pads, op="conv2d"):
         raise ValueError(f"{op}: x has {c} channels but the kernel expects {wc}. "
                          f"Received: x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}")
     sh, sw = pair(op, "strides", strides)
+    dh, dw = pair(op, "dilation", dilation)
     pads = pads4(op, pads)
-    oh, ow = output_hw(h, wd, (kh, kw), (sh, sw), pads)
+    oh, ow = output_hw(h, wd, (span(kh, dh), span(kw, dw)), (sh, sw), pads)
     if oh < 1 or ow < 1:
-        raise ValueError(f"{op}: a {kh}x{kw} window does not fit a {h}x{wd} input with pads {pads}")
-    return Geometry(n, h, wd, c, kh, kw, sh, sw, pads[0], pads[2], oh, ow, f, pads)
+        window = f"{kh}x{kw}" + (f" (dilated by {(dh, dw)}: {span(kh, dh)}x{span(kw, dw)})"
+                                 if (dh, dw) != (1, 1) else "")
+        raise ValueError(f"{op}: a {window} window does not fit a {h}x{wd} input with pads {pads}")
+    return Geometry(n, h, wd, c, kh, kw, sh, sw, dh, dw, pads[0], pads[2], oh, ow, f, pads)
 
 
-def forward(x, w, strides, pads, training=False):
+def forward(x, w, strides, pads, training=False, dilation=(1, 1)):
     """``(y, ctx)``: the convolution, and what backward needs (see the module docstring)."""
-    g = check(x, w, strides, pads)
+    g = check(x, w, strides, pads, dilation=dilation)
     device = backend.device()
     if device.kind == "cuda":
         y, patches = _forward_cuda(device, x, w, g)
     elif _cpu_fast(x, w):
         y, patches = _forward_cpu(x, w, g, training)
     else:
-        y, patches = forward_reference(x, w, (g.sh, g.sw), g.pads), None
+        y, patches = forward_reference(x, w, (g.sh, g.sw), g.pads, (g.dh, g.dw)), None
     return y, Context(x, g, patches if training else None)
 
 
@@ -124,7 +132,7 @@ def backward(dy, ctx, w, need_dx=True):
         return _backward_cuda(device, dy, ctx, w, need_dx)
     if _cpu_fast(dy, ctx.x, w):
         return _backward_cpu(dy, ctx, w, need_dx)
-    return backward_reference(dy, ctx.x, w, (g.sh, g.sw), g.pads, need_dx)
+    return backward_reference(dy, ctx.x, w, (g.sh, g.sw), g.pads, need_dx, (g.dh, g.dw))
 
 
 # ----------------------------------------------------------------------------
@@ -141,50 +149,53 @@ def _pad(x, pads, value=0.0):
     return out
 
 
-def im2col_reference(x, kh, kw, strides, pads):
-    """Patches of x as a (N, OH, OW, KH, KW, C) array: KH*KW strided copies."""
+def im2col_reference(x, kh, kw, strides, pads, dilation=(1, 1)):
+    """Patches of x as a (N, OH, OW, KH, KW, C) array: KH*KW strided copies
+    (tap (i, j) of every window is the padded cell offset (i*dh, j*dw))."""
+    dh, dw = dilation
     xp_ = _pad(x, pads)
-    oh, ow = output_hw(x.shape[1], x.shape[2], (kh, kw), strides, pads)
+    oh, ow = output_hw(x.shape[1], x.shape[2], (span(kh, dh), span(kw, dw)), strides, pads)
     col = np.empty((x.shape[0], oh, ow, kh, kw, x.shape[3]), dtype=x.dtype)
     for i in range(kh):
         for j in range(kw):
-            col[:, :, :, i, j, :] = window_view(xp_, i, j, oh, ow, strides)
+            col[:, :, :, i, j, :] = window_view(xp_, i * dh, j * dw, oh, ow, strides)
     return col
 
 
-def col2im_reference(dcol, x_shape, strides, pads):
+def col2im_reference(dcol, x_shape, strides, pads, dilation=(1, 1)):
     """The adjoint of im2col: each patch entry is added back onto the input cell
     it was copied from (overlapping windows add up), then the padding is cut off."""
     n, oh, ow, kh, kw, c = dcol.shape
+    dh, dw = dilation
     top, bottom, left, right = pads
     h, w = x_shape[1], x_shape[2]
     dxp = np.zeros((n, h + top + bottom, w + left + right, c), dtype=dcol.dtype)
     for i in range(kh):
         for j in range(kw):
-            window_view(dxp, i, j, oh, ow, strides)[...] += dcol[:, :, :, i, j, :]
+            window_view(dxp, i * dh, j * dw, oh, ow, strides)[...] += dcol[:, :, :, i, j, :]
     return dxp[:, top:top + h, left:left + w, :]
 
 
-def forward_reference(x, w, strides, pads):
+def forward_reference(x, w, strides, pads, dilation=(1, 1)):
     """y = P @ W, the readable way."""
     kh, kw, c, f = w.shape
-    col = im2col_reference(x, kh, kw, strides, pads)
+    col = im2col_reference(x, kh, kw, strides, pads, dilation)
     n, oh, ow = col.shape[:3]
     y = col.reshape(n * oh * ow, kh * kw * c) @ w.reshape(kh * kw * c, f)
     return y.reshape(n, oh, ow, f)
 
 
-def backward_reference(dy, x, w, strides, pads, need_dx=True):
+def backward_reference(dy, x, w, strides, pads, need_dx=True, dilation=(1, 1)):
     """``(dx or None, dw)``: rebuild P; dW = P^T dY; dx = col2im(dY W^T)."""
     kh, kw, c, f = w.shape
-    col = im2col_reference(x, kh, kw, strides, pads)
+    col = im2col_reference(x, kh, kw, strides, pads, dilation)
     n, oh, ow = col.shape[:3]
     dy2 = dy.reshape(n * oh * ow, f)
     dw = (col.reshape(n * oh * ow, kh * kw * c).T @ dy2).reshape(w.shape)
     if not need_dx:
         return None, dw
     dcol = (dy2 @ w.reshape(kh * kw * c, f).T).reshape(n, oh, ow, kh, kw, c)
-    return col2im_reference(dcol, x.shape, strides, pads), dw
+    return col2im_reference(dcol, x.shape, strides, pads, dilation), dw
 
 
 # ----------------------------------------------------------------------------
@@ -203,7 +214,7 @@ def _im2col_cpu(x, g, col):
     """col = the patch matrix of x: (P, K) rows of patches if _rows_first, else (K, P)."""
     from ..backend.cpu import runtime
     kernel = im2col_rows_kernel if _rows_first(g) else im2col_columns_kernel
-    runtime().compile(kernel)(x, g.kh, g.kw, g.sh, g.sw, g.top, g.left, g.oh, g.ow, col)
+    runtime().compile(kernel)(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow, col)
     return col
 
 
@@ -267,17 +278,20 @@ def _backward_cpu(dy, ctx, w, need_dx):
     finally:
         cpu.give_back(ctx.patches)  # forward took it for this backward alone
     dx = np.empty((g.n, g.h, g.w, g.c), dtype=dy.dtype)
-    cpu.compile(col2im_kernel)(dcol, g.kh, g.kw, g.sh, g.sw, g.top, g.left, g.oh, g.ow, dx)
+    cpu.compile(col2im_kernel)(dcol, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow, dx)
     return dx, dw
 
 
-def im2col_rows_kernel(x, kh, kw, sh, sw, top, left, oh, ow, col):
+def im2col_rows_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, col):
     """col (N*OH*OW, KH*KW*C): one row of patches per output cell, padding read as 0.
 
-    With stride 1 along W and the window inside the row, a patch row's KW*C
-    values for one kernel row i are one contiguous run of x: copied in one loop."""
+    With stride 1 and no dilation along W and the window inside the row, a
+    patch row's KW*C values for one kernel row i are one contiguous run of x:
+    copied in one loop. Kernel tap (i, j) reads input row r*sh + i*dh - top,
+    column q*sw + j*dw - left."""
     n, h, w, c = x.shape
     run = kw * c
+    dense_w = sw == 1 and dw == 1      # a kernel row's taps are adjacent columns
     for nr in prange(n * oh):          # one output row of one image per iteration
         b = nr // oh
         r = nr % oh
@@ -286,23 +300,23 @@ def im2col_rows_kernel(x, kh, kw, sh, sw, top, left, oh, ow, col):
             p = nr * ow + q            # the patch row of output cell (b, r, q)
             w0 = q * sw - left         # input column of the window's left edge
             for i in range(kh):
-                hh = r * sh + i - top  # input row of kernel row i
+                hh = r * sh + i * dh - top     # input row of kernel row i
                 dst = col[p, i * run:(i + 1) * run]
                 if hh < 0 or hh >= h:
                     for t in range(run):
                         dst[t] = _ZERO
-                elif sw == 1 and w0 >= 0 and w0 + kw <= w:
+                elif dense_w and w0 >= 0 and w0 + kw <= w:
                     src = xb[hh, w0 * c:w0 * c + run]
                     for t in range(run):
                         dst[t] = src[t]
                 else:
                     for j in range(kw):
-                        ww = w0 + j
+                        ww = w0 + j * dw
                         for ch in range(c):
                             dst[j * c + ch] = x[b, hh, ww, ch] if 0 <= ww < w else _ZERO
 
 
-def im2col_columns_kernel(x, kh, kw, sh, sw, top, left, oh, ow, colt):
+def im2col_columns_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, colt):
     """The transposed patch matrix colt (KH*KW*C, N*OH*OW): for small C (the
     first layer) each of its rows is a long run of output cells."""
     n, h, w, c = x.shape
@@ -313,18 +327,20 @@ def im2col_columns_kernel(x, kh, kw, sh, sw, top, left, oh, ow, colt):
         j = (kk // c) % kw
         ch = kk % c
         row = colt[kk]
+        i0 = i * dh - top              # tap (i, j)'s offset from its window's corner
+        j0 = j * dw - left
         for r in range(oh):
-            hh = r * sh + i - top
+            hh = r * sh + i0
             base = (b * oh + r) * ow
             for q in range(ow):
-                ww = q * sw + j - left
+                ww = q * sw + j0
                 if 0 <= hh < h and 0 <= ww < w:
                     row[base + q] = x[b, hh, ww, ch]
                 else:
                     row[base + q] = _ZERO
 
 
-def col2im_kernel(dcol, kh, kw, sh, sw, top, left, oh, ow, dx):
+def col2im_kernel(dcol, kh, kw, sh, sw, dh, dw, top, left, oh, ow, dx):
     """dx = col2im(dcol), one image per thread at a time (no shared writes).
 
     As in the reference: a zeroed accumulator (the padded image), the patch
@@ -332,18 +348,18 @@ def col2im_kernel(dcol, kh, kw, sh, sw, top, left, oh, ow, dx):
     same numbers in the same order (the reference's bits); then the padding
     is cut off."""
     n, h, w, c = dx.shape
-    hp = (oh - 1) * sh + kh
-    wp = (ow - 1) * sw + kw
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1     # the padded rows the windows reach
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
     for b in prange(n):
         acc = np.zeros((max(hp, top + h), max(wp, left + w), c), dtype=dx.dtype)
         for i in range(kh):
             for j in range(kw):
                 base = (i * kw + j) * c
                 for r in range(oh):
-                    hh = r * sh + i
+                    hh = r * sh + i * dh       # padded row of tap i in output row r
                     for q in range(ow):
                         src = dcol[(b * oh + r) * ow + q, base:base + c]
-                        dst = acc[hh, q * sw + j]
+                        dst = acc[hh, q * sw + j * dw]
                         for ch in range(c):
                             dst[ch] += src[ch]
         for hh in range(h):
@@ -356,12 +372,13 @@ def col2im_kernel(dcol, kh, kw, sh, sw, top, left, oh, ow, dx):
 # 4. CUDA: kernels/conv2d.cu for im2col / col2im, cuBLAS for the GEMMs
 # ----------------------------------------------------------------------------
 def _pointwise(g):
-    """1x1 kernel, stride 1, no padding: the patch matrix is x itself."""
+    """1x1 kernel, stride 1, no padding: the patch matrix is x itself (a
+    single tap has nothing to dilate)."""
     return g.kh == g.kw == g.sh == g.sw == 1 and not any(g.pads)
 
 
 def _ints(g):
-    return tuple(np.int32(v) for v in g[:12])   # N, H, W, C, KH, KW, SH, SW, PT, PL, OH, OW
+    return tuple(np.int32(v) for v in g[:14])   # N, H, W, C, KH, KW, SH, SW, DH, DW, PT, PL, OH, OW
 
 
 def _im2col_cuda(device, x, g):

@@ -7,6 +7,11 @@ matrix products:
 
     dw = x^T @ dy      dx = dy @ w^T
 
+An x of higher rank (N, ..., IN) is multiplied along its last axis, as
+Keras's Dense does: its leading axes are one long batch of rows, so the op
+runs on the (N * ..., IN) view of x (no copy when x is C-contiguous) and y
+gets x's leading axes back, (N, ..., OUT); dw sums over all those rows.
+
 This module holds every version, in this order:
 
 1. ``check``: shapes and dtypes, for every device, before any work.
@@ -25,6 +30,8 @@ Example::
 
     >>> y = dense.forward(x, w)
     >>> dx, dw = dense.backward(dy, x, w)
+    >>> dense.forward(np.ones((2, 7, 5, 3), np.float32), np.ones((3, 4), np.float32)).shape
+    (2, 7, 5, 4)
 """
 import numpy as np
 
@@ -41,17 +48,31 @@ MIN_PART_MACS = 1 << 22
 # ----------------------------------------------------------------------------
 def check(x, w, op="dense"):
     """A TypeError/ValueError naming what is wrong with x @ w."""
-    require_array(op, "x", x, 2)
+    require_array(op, "x", x)
+    if x.ndim < 2:
+        raise ValueError(f"{op}: x must have at least 2 axes (batch, ..., features). "
+                         f"Received: x.shape={tuple(x.shape)}")
     require_array(op, "w", w, 2)
     require_same_dtype(op, x=x, w=w)
-    if x.shape[1] != w.shape[0]:
-        raise ValueError(f"{op}: x has {x.shape[1]} features but w expects {w.shape[0]}. "
+    if x.shape[-1] != w.shape[0]:
+        raise ValueError(f"{op}: x has {x.shape[-1]} features but w expects {w.shape[0]}. "
                          f"Received: x.shape={tuple(x.shape)}, w.shape={tuple(w.shape)}")
 
 
+def _rows(a):
+    """a (N, ..., K) as the 2-D (N * ..., K) matrix (a view when C-contiguous)."""
+    return a if a.ndim == 2 else a.reshape(-1, a.shape[-1])
+
+
 def forward(x, w):
-    """y = x @ w."""
+    """y = x @ w (along x's last axis)."""
     check(x, w)
+    if x.ndim > 2:
+        return _forward_rows(_rows(x), w).reshape(tuple(x.shape[:-1]) + (w.shape[1],))
+    return _forward_rows(x, w)
+
+
+def _forward_rows(x, w):
     device = backend.device()
     if device.kind == "cuda":
         device.require("dense", "x", x)
@@ -66,9 +87,17 @@ def backward(dy, x, w, need_dx=True):
     """``(dx or None, dw)`` for y = x @ w: dw = x^T dy, dx = dy w^T."""
     op = "dense backward"
     check(x, w, op)
-    require_array(op, "dy", dy, 2)
+    require_array(op, "dy", dy, x.ndim)
     require_same_dtype(op, dy=dy, x=x)
-    require_shape(op, "dy", dy, (x.shape[0], w.shape[1]))
+    require_shape(op, "dy", dy, tuple(x.shape[:-1]) + (w.shape[1],))
+    if x.ndim > 2:
+        dx, dw = _backward_rows(_rows(dy), _rows(x), w, need_dx)
+        return (dx.reshape(x.shape) if need_dx else None), dw
+    return _backward_rows(dy, x, w, need_dx)
+
+
+def _backward_rows(dy, x, w, need_dx):
+    op = "dense backward"
     device = backend.device()
     if device.kind == "cuda":
         for name, a in (("dy", dy), ("x", x), ("w", w)):

@@ -2,7 +2,9 @@
 
 Used by the layers (output shapes, TensorFlow's SAME padding), by the ops
 (checks of explicit pads) and by the tests' naive loops. Pads are always
-``(top, bottom, left, right)`` and strides ``(sh, sw)``.
+``(top, bottom, left, right)``, strides ``(sh, sw)`` and dilations ``(dh, dw)``.
+A window of k cells dilated by d (dilated convolution) reads every d-th cell,
+so it spans ``(k - 1) * d + 1`` cells: every size rule below takes that span.
 
 Example::
 
@@ -10,7 +12,14 @@ Example::
     (14, 0, 1)
     >>> out_size(28, 3, 2, 0 + 1)    # the same window with those pads
     14
+    >>> span(3, 2)                   # a 3-cell kernel dilated by 2 reads cells 0, 2, 4
+    5
 """
+
+
+def span(k, dilation=1):
+    """Cells covered by a window of ``k`` taps ``dilation`` apart: (k - 1) * dilation + 1."""
+    return (k - 1) * dilation + 1
 
 
 def out_size(size, k, stride, pad_total):
@@ -44,21 +53,27 @@ def output_hw(h, w, window, strides, pads):
             out_size(w, window[1], strides[1], left + right))
 
 
-def window_geometry(input_shape, window, strides, padding, layer_name, what="kernel"):
+def window_geometry(input_shape, window, strides, padding, layer_name, what="kernel", dilation=(1, 1)):
     """Output (H, W) and pads (top, bottom, left, right) of a layer's sliding window.
 
-    Raises a ValueError naming the layer when the input is not rank 4 or a
-    'valid' window does not fit it."""
+    ``dilation`` (dh, dw) spreads the window's taps (Conv2D's dilation_rate);
+    sizes and SAME pads follow its span, as TensorFlow's. Raises a ValueError
+    naming the layer when the input is not rank 4 or a 'valid' window does not
+    fit it."""
     if len(input_shape) != 4:
         raise ValueError(f"{layer_name}: expected input of rank 4 (batch, height, width, channels), "
                          f"got shape {tuple(input_shape)}")
     h, w = input_shape[1], input_shape[2]
-    if padding == "valid" and (window[0] > h or window[1] > w):
-        raise ValueError(f"{layer_name}: {what} size {window} is larger than the input's spatial "
+    kh, kw = span(window[0], dilation[0]), span(window[1], dilation[1])
+    if padding == "valid" and (kh > h or kw > w):
+        size = f"{what} size {tuple(window)}"
+        if tuple(dilation) != (1, 1):
+            size += f" with dilation_rate {tuple(dilation)} spans {(kh, kw)} cells and"
+        raise ValueError(f"{layer_name}: {size} is larger than the input's spatial "
                          f"size ({h}, {w}) with padding='valid'. Use a smaller {what}, "
                          "padding='same', or a larger input.")
-    oh, top, bottom = out_size_and_pads(h, window[0], strides[0], padding)
-    ow, left, right = out_size_and_pads(w, window[1], strides[1], padding)
+    oh, top, bottom = out_size_and_pads(h, kh, strides[0], padding)
+    ow, left, right = out_size_and_pads(w, kw, strides[1], padding)
     return (oh, ow), (top, bottom, left, right)
 
 

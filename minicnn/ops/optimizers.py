@@ -1,151 +1,277 @@
-"""optimizers: the in-place parameter updates of RMSprop and SGD, on every device.
+"""optimizers: the in-place updates of SGD, RMSprop, Adagrad and Adadelta, on every device,
+and the decoupled weight decay any optimizer may apply first. (Adam's family: ops/adam.py.)
 
-RMSprop as in Keras 3 (epsilon INSIDE the square root), element by element:
+Element by element, in Keras 3.15.1's order of float operations
+(``keras/src/optimizers/<name>.py``; every product and sum rounds on its own):
 
-    v     <- rho * v + (1 - rho) * g^2
-    param <- param - lr * g / sqrt(v + eps)
+    sgd           momentum == 0:  p = p - g*lr
+                  else:           m = m*momentum - g*lr;   p = p + m
+                  nesterov:       m as above;               p = p + (m*momentum - g*lr)
+    rmsprop       v = rho*v + (1-rho)*(g*g)
+                  centered:  a = rho*a + (1-rho)*g;   d = (v - a*a) + eps     else  d = v + eps
+                  inc = (lr*g) / sqrt(d)               (epsilon INSIDE the root)
+                  momentum > 0:  m = momentum*m + inc;  p = p - m             else  p = p - inc
+    adagrad       acc = acc + g*g;   p = p - (lr*g) / sqrt(acc + eps)
+    adadelta      ag = rho*ag + (1-rho)*(g*g)
+                  delta = -((sqrt(ad + eps) * g) / sqrt(ag + eps))
+                  ad = rho*ad + (1-rho)*(delta*delta);   p = p + lr*delta
+    weight_decay  p = p - (p*wd)*lr      (Keras's base optimizer, before the update step)
 
-SGD: ``param <- param - lr * g``. Both update ``param`` (and RMSprop's mean
-square ``v``) in place and return None. The hyperparameters are checked
-(finite, in range) by the Optimizer classes of :mod:`minicnn.optimizers`,
-once, not here on every step.
+The scalars are rounded to the parameter's dtype as Keras's casts round them: ``1 - rho``
+is computed in double, then rounded; ``lr`` arrives already evaluated (a schedule at this
+step) from :mod:`minicnn.optimizers`, whose classes check the hyperparameters once, not
+here on every step. Every op updates its arrays in place and returns None.
 
-In float32 the order of the operations decides the last bit, so every
-version does them in the reference's order, with the scalars rounded to the
-parameter's dtype the same way (``1 - rho`` computed in double, then rounded):
-
-    v = (rho * v) + (((1 - rho) * g) * g);   param = param - ((lr * g) / sqrt(v + eps))
-
-This module holds every version, in this order:
-
-1. ``check``: param, grad (and v) float arrays of one shape, every device.
-2. The reference (``*_reference``): NumPy, any float dtype.
-3. The CPU fast path of RMSprop, when compiled kernels run (Numba installed)
-   and param, grad and v are float32 and C-contiguous: one pass over memory,
-   no temporaries, the SAME BITS as the reference (SGD's one NumPy line
-   needs no kernel).
-4. The CUDA path: ``kernels/optimizers.cu``, one fused launch per parameter,
-   on a GPU or on the emulator.
+Versions, in this order: ``check`` (every device); the reference (NumPy, any float dtype:
+the specification); the CPU kernels (Numba, float32 C-contiguous arrays: one pass, no
+temporaries, the SAME BITS as the reference); the CUDA launches (``kernels/optimizers.cu``,
+one fused launch per parameter, on a GPU or on the emulator).
 
 Example::
 
-    >>> optimizers.rmsprop_update(w, dw, v, lr=0.001, rho=0.9, eps=1e-7)   # w, v updated
-    >>> optimizers.sgd_update(b, db, lr=0.01)                             # b updated
+    >>> optimizers.rmsprop_update(w, dw, v, lr=0.001, rho=0.9, eps=1e-7)          # w, v updated
+    >>> optimizers.sgd_update(b, db, lr=0.01, m=mb, momentum=0.9, nesterov=True)  # b, mb updated
 """
 import numpy as np
 
 from .. import backend
 from ..backend.devices import BLOCK_1D, grid_1d
-from .common import require_array
+from .common import require_array, require_same_dtype
 
-KERNELS = ("rmsprop_update", "sgd_update")   # in kernels/optimizers.cu
+KERNELS = ("sgd_update", "rmsprop_update", "adagrad_update", "adadelta_update",
+           "weight_decay")   # in kernels/optimizers.cu
+
+_NONE = np.zeros(0, np.float32)   # an absent slot, for the CPU kernels' fixed signatures
 
 
 # ----------------------------------------------------------------------------
-# 1. checks (every device)
+# 1. checks (every device), and the dispatch shared with ops/adam.py
 # ----------------------------------------------------------------------------
-def check(op, **arrays):
-    """Each array a float array, all of one shape; else a TypeError/ValueError naming it."""
+def check(op, optional=(), **arrays):
+    """Float arrays of one shape and dtype (those named in ``optional`` may be None: an
+    unused slot), else a TypeError/ValueError naming the op and the argument."""
+    arrays = {name: a for name, a in arrays.items() if a is not None or name not in optional}
     for name, a in arrays.items():
         require_array(op, name, a)
     shapes = {name: tuple(a.shape) for name, a in arrays.items()}
     if len(set(shapes.values())) > 1:
         raise ValueError(f"{op}: {', '.join(shapes)} must have the same shape. Received: "
                          + ", ".join(f"{n}.shape={s}" for n, s in shapes.items()))
+    require_same_dtype(op, **arrays)
+    return arrays
 
 
-def rmsprop_update(param, grad, v, lr, rho, eps):
-    """Keras 3 RMSprop: v = rho v + (1-rho) g^2; param -= lr g / sqrt(v + eps). In place."""
-    check("rmsprop_update", param=param, grad=grad, v=v)
-    device = backend.device()
-    if device.kind == "cuda":
-        _rmsprop_cuda(device, param, grad, v, lr, rho, eps)
-    elif _cpu_fast(param, grad, v):
-        _rmsprop_cpu(param, grad, v, lr, rho, eps)
-    else:
-        rmsprop_update_reference(param, grad, v, lr, rho, eps)
-
-
-def sgd_update(param, grad, lr):
-    """Plain SGD: param -= lr * grad. In place."""
-    check("sgd_update", param=param, grad=grad)
-    device = backend.device()
-    if device.kind == "cuda":
-        _sgd_cuda(device, param, grad, lr)
-    else:
-        sgd_update_reference(param, grad, lr)
-
-
-# ----------------------------------------------------------------------------
-# 2. the reference: NumPy, any float dtype
-# ----------------------------------------------------------------------------
-def rmsprop_update_reference(param, grad, v, lr, rho, eps):
-    """rmsprop_update, the readable way (the scalars in param's dtype)."""
-    dt = param.dtype.type
-    v *= dt(rho)
-    v += dt(1 - rho) * grad * grad
-    param -= dt(lr) * grad / np.sqrt(v + dt(eps))
-
-
-def sgd_update_reference(param, grad, lr):
-    """sgd_update, the readable way."""
-    param -= param.dtype.type(lr) * grad
-
-
-# ----------------------------------------------------------------------------
-# 3. the CPU fast path: one compiled pass for RMSprop
-# ----------------------------------------------------------------------------
-def _cpu_fast(*arrays):
+def cpu_fast(*arrays):
+    """True when the compiled CPU kernels run for these arrays (Numba there, float32, C order)."""
     from ..backend.cpu import runtime  # late: the CUDA path never loads the CPU runtime
-    return runtime().uses_kernels(*arrays)
+    return runtime().uses_kernels(*(a for a in arrays if a is not None))
 
 
-def _rmsprop_cpu(param, grad, v, lr, rho, eps):
+def run_cpu(kernel, *args):
+    """``kernel`` compiled, on flat views of its arrays (C-contiguous: no copies); an
+    absent slot (None) becomes an empty array the kernel's flags never touch."""
     from ..backend.cpu import runtime
-    dt = np.float32   # uses_kernels admitted float32 arrays only
-    runtime().compile(rmsprop_kernel)(param, grad, v, dt(lr), dt(rho), dt(1 - rho), dt(eps))
+    flat = [_NONE if a is None else a.reshape(-1) if isinstance(a, np.ndarray) else a for a in args]
+    runtime().compile(kernel)(*flat)
 
 
-def rmsprop_kernel(param, grad, v, lr, rho, one_minus_rho, eps):
-    """The reference's float32 arithmetic, element by element, in one pass.
+def launch(device, module, op, arrays, scalars):
+    """One grid-stride launch of kernel ``op`` of ``kernels/<module>.cu`` over the elements.
 
-    Each step is one rounded float32 operation, in the reference's order
-    (whose NumPy expressions round after every operation too): the same bits.
-    The scalars come in float32 already, rounded as the reference rounds them."""
-    p = param.reshape(-1)   # C-contiguous (uses_kernels): flat views, no copies
-    g = grad.reshape(-1)
-    vv = v.reshape(-1)
-    # one thread: a pass over the book model's largest weight (37k values) costs
-    # less than waking Numba's threads (measured 2x slower with prange)
+    ``arrays``: {name: array or None} in the kernel's order, the parameter first; an
+    absent slot passes the parameter itself, which the kernel's flag never lets it
+    touch. Then the element count and the scalars (np.float32 / np.int32)."""
+    for name, a in arrays.items():
+        if a is not None:
+            device.require(op, name, a)
+    param = arrays["param"]
+    if param.size:  # one thread per element
+        args = [param if a is None else a for a in arrays.values()]
+        device.launch(op, module, op, grid_1d(param.size), (BLOCK_1D, 1, 1),
+                      (*args, np.int32(param.size), *scalars))
+
+
+def _f32(*values):
+    return tuple(np.float32(v) for v in values)
+
+
+# ----------------------------------------------------------------------------
+# 2. the ops
+# ----------------------------------------------------------------------------
+def sgd_update(param, grad, lr, m=None, momentum=0.0, nesterov=False):
+    """Keras 3 SGD in place: plain when ``m`` is None, else with the velocity ``m``."""
+    arrays = dict(param=param, grad=grad, m=m)
+    check("sgd_update", ("m",), **arrays)
+    device = backend.device()
+    if device.kind == "cuda":
+        launch(device, "optimizers", "sgd_update", arrays,
+               _f32(lr, momentum) + (np.int32(m is not None), np.int32(bool(nesterov))))
+    elif cpu_fast(*arrays.values()):
+        run_cpu(sgd_kernel, param, grad, m, *_f32(lr, momentum), m is not None, bool(nesterov))
+    else:
+        sgd_update_reference(param, grad, lr, m, momentum, nesterov)
+
+
+def rmsprop_update(param, grad, v, lr, rho, eps, momentum=0.0, m=None, avg=None):
+    """Keras 3 RMSprop in place; ``m`` (momentum > 0) and ``avg`` (centered) when used."""
+    arrays = dict(param=param, grad=grad, v=v, avg=avg, m=m)
+    check("rmsprop_update", ("m", "avg"), **arrays)
+    device = backend.device()
+    scalars = _f32(lr, rho, 1 - rho, eps, momentum)
+    if device.kind == "cuda":
+        launch(device, "optimizers", "rmsprop_update", arrays,
+               scalars + (np.int32(avg is not None), np.int32(m is not None)))
+    elif cpu_fast(*arrays.values()):
+        run_cpu(rmsprop_kernel, param, grad, v, avg, m, *scalars, avg is not None, m is not None)
+    else:
+        rmsprop_update_reference(param, grad, v, lr, rho, eps, momentum, m, avg)
+
+
+def adagrad_update(param, grad, acc, lr, eps):
+    """Keras 3 Adagrad in place: acc += g^2; param -= lr g / sqrt(acc + eps)."""
+    arrays = dict(param=param, grad=grad, acc=acc)
+    check("adagrad_update", **arrays)
+    device = backend.device()
+    if device.kind == "cuda":
+        launch(device, "optimizers", "adagrad_update", arrays, _f32(lr, eps))
+    elif cpu_fast(*arrays.values()):
+        run_cpu(adagrad_kernel, param, grad, acc, *_f32(lr, eps))
+    else:
+        adagrad_update_reference(param, grad, acc, lr, eps)
+
+
+def adadelta_update(param, grad, acc_grad, acc_delta, lr, rho, eps):
+    """Keras 3 Adadelta in place (running means of g^2 and of the steps^2)."""
+    arrays = dict(param=param, grad=grad, acc_grad=acc_grad, acc_delta=acc_delta)
+    check("adadelta_update", **arrays)
+    device = backend.device()
+    scalars = _f32(lr, rho, 1 - rho, eps)
+    if device.kind == "cuda":
+        launch(device, "optimizers", "adadelta_update", arrays, scalars)
+    elif cpu_fast(*arrays.values()):
+        run_cpu(adadelta_kernel, param, grad, acc_grad, acc_delta, *scalars)
+    else:
+        adadelta_update_reference(param, grad, acc_grad, acc_delta, lr, rho, eps)
+
+
+def weight_decay(param, lr, wd):
+    """Keras 3's decoupled weight decay in place: param -= param * wd * lr."""
+    check("weight_decay", param=param)
+    device = backend.device()
+    if device.kind == "cuda":
+        launch(device, "optimizers", "weight_decay", dict(param=param), _f32(lr, wd))
+    elif cpu_fast(param):
+        run_cpu(weight_decay_kernel, param, *_f32(lr, wd))
+    else:
+        weight_decay_reference(param, lr, wd)
+
+
+# ----------------------------------------------------------------------------
+# 3. the reference: NumPy, any float dtype (the scalars in param's dtype)
+# ----------------------------------------------------------------------------
+def sgd_update_reference(param, grad, lr, m=None, momentum=0.0, nesterov=False):
+    dt = param.dtype.type
+    lr, momentum = dt(lr), dt(momentum)
+    if m is None:
+        param[...] = param - grad * lr
+        return
+    m[...] = m * momentum - grad * lr
+    param[...] = param + (m * momentum - grad * lr if nesterov else m)
+
+
+def rmsprop_update_reference(param, grad, v, lr, rho, eps, momentum=0.0, m=None, avg=None):
+    dt = param.dtype.type
+    lr, rho_, one_minus_rho, eps, momentum = dt(lr), dt(rho), dt(1 - rho), dt(eps), dt(momentum)
+    v[...] = rho_ * v + one_minus_rho * (grad * grad)
+    if avg is not None:   # centered: divide by an estimate of the variance, not the mean square
+        avg[...] = rho_ * avg + one_minus_rho * grad
+        denominator = (v - avg * avg) + eps
+    else:
+        denominator = v + eps
+    increment = (lr * grad) / np.sqrt(denominator)
+    if m is None:
+        param[...] = param - increment
+    else:
+        m[...] = momentum * m + increment
+        param[...] = param - m
+
+
+def adagrad_update_reference(param, grad, acc, lr, eps):
+    dt = param.dtype.type
+    acc[...] = acc + grad * grad
+    param[...] = param - (dt(lr) * grad) / np.sqrt(acc + dt(eps))
+
+
+def adadelta_update_reference(param, grad, acc_grad, acc_delta, lr, rho, eps):
+    dt = param.dtype.type
+    rho_, one_minus_rho, eps = dt(rho), dt(1 - rho), dt(eps)
+    acc_grad[...] = rho_ * acc_grad + one_minus_rho * (grad * grad)
+    delta = -((np.sqrt(acc_delta + eps) * grad) / np.sqrt(acc_grad + eps))
+    acc_delta[...] = rho_ * acc_delta + one_minus_rho * (delta * delta)
+    param[...] = param + dt(lr) * delta
+
+
+def weight_decay_reference(param, lr, wd):
+    dt = param.dtype.type
+    param[...] = param - (param * dt(wd)) * dt(lr)
+
+
+# ----------------------------------------------------------------------------
+# 4. the CPU kernels: the reference's float32 operations, one element at a time
+#
+# Flat float32 arrays and float32 scalars only (a float64 literal would widen
+# the arithmetic and change the rounding). One thread: the pass over even the
+# largest weight of a small CNN costs less than waking Numba's threads.
+# ----------------------------------------------------------------------------
+def sgd_kernel(p, g, m, lr, momentum, use_m, nesterov):
+    for i in range(p.shape[0]):
+        step = g[i] * lr
+        if use_m:
+            mi = m[i] * momentum - step
+            m[i] = mi
+            p[i] = p[i] + (mi * momentum - step if nesterov else mi)
+        else:
+            p[i] = p[i] - step
+
+
+def rmsprop_kernel(p, g, v, avg, m, lr, rho, one_minus_rho, eps, momentum, centered, use_m):
     for i in range(p.shape[0]):
         gi = g[i]
-        t = one_minus_rho * gi     # (1 - rho) g
-        t = t * gi                 # ((1 - rho) g) g
-        vi = vv[i] * rho           # rho v
-        vi = vi + t
-        vv[i] = vi
-        s = np.sqrt(vi + eps)      # sqrt(v + eps)
-        u = lr * gi                # lr g
-        p[i] = p[i] - u / s
+        vi = rho * v[i] + one_minus_rho * (gi * gi)
+        v[i] = vi
+        if centered:
+            ai = rho * avg[i] + one_minus_rho * gi
+            avg[i] = ai
+            d = (vi - ai * ai) + eps
+        else:
+            d = vi + eps
+        inc = (lr * gi) / np.sqrt(d)
+        if use_m:
+            mi = momentum * m[i] + inc
+            m[i] = mi
+            p[i] = p[i] - mi
+        else:
+            p[i] = p[i] - inc
 
 
-# ----------------------------------------------------------------------------
-# 4. CUDA: kernels/optimizers.cu
-# ----------------------------------------------------------------------------
-def _rmsprop_cuda(device, param, grad, v, lr, rho, eps):
-    for name, a in (("param", param), ("grad", grad), ("v", v)):
-        device.require("rmsprop_update", name, a)
-    if param.size:  # one thread per element
-        # float32(1 - rho) rounded from double, exactly as the reference
-        device.launch("rmsprop_update", "optimizers", "rmsprop_update", grid_1d(param.size),
-                      (BLOCK_1D, 1, 1),
-                      (param, grad, v, np.int32(param.size), np.float32(lr), np.float32(rho),
-                       np.float32(1 - rho), np.float32(eps)))
+def adagrad_kernel(p, g, acc, lr, eps):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        a = acc[i] + gi * gi
+        acc[i] = a
+        p[i] = p[i] - (lr * gi) / np.sqrt(a + eps)
 
 
-def _sgd_cuda(device, param, grad, lr):
-    device.require("sgd_update", "param", param)
-    device.require("sgd_update", "grad", grad)
-    if param.size:  # one thread per element
-        device.launch("sgd_update", "optimizers", "sgd_update", grid_1d(param.size),
-                      (BLOCK_1D, 1, 1), (param, grad, np.int32(param.size), np.float32(lr)))
+def adadelta_kernel(p, g, acc_grad, acc_delta, lr, rho, one_minus_rho, eps):
+    for i in range(p.shape[0]):
+        gi = g[i]
+        ag = rho * acc_grad[i] + one_minus_rho * (gi * gi)
+        acc_grad[i] = ag
+        delta = -((np.sqrt(acc_delta[i] + eps) * gi) / np.sqrt(ag + eps))
+        acc_delta[i] = rho * acc_delta[i] + one_minus_rho * (delta * delta)
+        p[i] = p[i] + lr * delta
+
+
+def weight_decay_kernel(p, lr, wd):
+    for i in range(p.shape[0]):
+        p[i] = p[i] - (p[i] * wd) * lr

@@ -15,7 +15,8 @@ input cell that was its max:
                       argmax points at (h, w)
 
 Overlapping windows (stride < pool) add up; cells no window picked get 0.
-Backward needs argmax alone, never x.
+Backward needs argmax alone, never x. GlobalMaxPooling2D is this op with
+the whole image as its one window (so the same first-maximum rule).
 
 This module holds every version, in this order:
 

@@ -1,12 +1,19 @@
-"""softmax_xent: categorical cross-entropy on probabilities (Keras's), its gradients, and accuracy.
+"""softmax_xent: categorical cross-entropy (Keras's, on probabilities or logits), its gradients, accuracy.
 
 p and y have one shape (..., K): one sample per row, the K classes on the
 last axis (the "class axis"). Keras renormalises and clips before the log:
 
     s = sum_k p_k      q = clip(p / s, eps, 1 - eps)      loss = -sum_k y_k log q_k
 
-with ``EPSILON`` = 1e-7, one loss per row (shape ``p.shape[:-1]``). Its
-gradients, for the MEAN loss over axis 0 (n = p.shape[0]):
+with ``EPSILON`` = 1e-7, one loss per row (shape ``p.shape[:-1]``). From
+logits z (Keras's ``from_logits=True``, TensorFlow's
+softmax_cross_entropy_with_logits), ``logits_xent_loss``:
+
+    loss = -sum_k y_k log_softmax(z)_k,   log_softmax(z)_k = z_k - m - log sum_j exp(z_j - m)
+
+with m = max_k z_k (exp never overflows; no clip). Its gradient w.r.t. z is
+the fused one below, applied to p = softmax(z). The gradients, for the MEAN
+loss over axis 0 (n = p.shape[0]):
 
 - w.r.t. p (``xent_backward``), by the chain rule through the three steps:
   dq_k = -y_k / q_k / n where the clip is inactive, 0 where it clipped q_k;
@@ -33,6 +40,7 @@ This module holds every version, in this order:
 Example::
 
     >>> loss = softmax_xent.xent_loss(p, y)               # (N,)
+    >>> loss = softmax_xent.logits_xent_loss(z, y)        # (N,), from logits
     >>> dp = softmax_xent.xent_backward(p, y)             # d mean(loss) / dp
     >>> dz = softmax_xent.softmax_xent_backward(p, y)     # d mean(loss) / dz, p = softmax(z)
     >>> correct = softmax_xent.accuracy_count(p, y)
@@ -43,8 +51,8 @@ from .. import backend
 from ..backend.devices import BLOCK_1D, MAX_GRID_X, grid_1d
 from .common import require_array
 
-KERNELS = ("xent_loss_rows", "xent_backward_rows", "softmax_xent_backward",
-           "accuracy_count")   # in kernels/softmax_xent.cu
+KERNELS = ("xent_loss_rows", "logits_xent_loss_rows", "xent_backward_rows",
+           "softmax_xent_backward", "accuracy_count")   # in kernels/softmax_xent.cu
 
 EPSILON = 1e-7        # Keras's backend epsilon: probabilities are clipped to [eps, 1 - eps]
 MAX_ROW_BLOCK = 256   # MAX_BLOCK of kernels/softmax_xent.cu (its shared reduction buffer)
@@ -75,6 +83,20 @@ def xent_loss(p, y):
     if device.kind == "cuda":
         return _xent_loss_cuda(device, p, y, rows, cols)
     return xent_loss_reference(p, y)
+
+
+def logits_xent_loss(z, y):
+    """Per-sample loss -sum(y * log_softmax(z)) of logits z, shape z.shape[:-1]."""
+    rows, cols = check(z, y, "logits_xent_loss")
+    device = backend.device()
+    if device.kind == "cuda":
+        _require(device, "logits_xent_loss", z, y)
+        loss = device.empty(z.shape[:-1])
+        if rows:
+            _rows_launch(device, "logits_xent_loss", "logits_xent_loss_rows", rows, cols,
+                         (z, y, loss, np.int32(rows), np.int32(cols)))
+        return loss
+    return logits_xent_loss_reference(z, y)
 
 
 def xent_backward(p, y):
@@ -115,6 +137,13 @@ def xent_loss_reference(p, y):
     q = p / p.sum(axis=-1, keepdims=True)
     np.clip(q, EPSILON, 1 - EPSILON, out=q)
     return -(y * np.log(q)).sum(axis=-1)
+
+
+def logits_xent_loss_reference(z, y):
+    """-sum(y (z - m - log sum exp(z - m))), m the row max: the stable log-softmax."""
+    shifted = z - z.max(axis=-1, keepdims=True)
+    log_softmax = shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+    return -(y * log_softmax).sum(axis=-1)
 
 
 def xent_backward_reference(p, y):

@@ -1,6 +1,10 @@
 """Small helpers with Keras's names: to_categorical, set_random_seed."""
 import numpy as np
 
+from .history_plot import plot_history
+from .model_plot import model_to_dot, plot_model
+from .sequence import PyDataset, Sequence
+
 _rng = np.random.default_rng()
 
 

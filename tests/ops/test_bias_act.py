@@ -8,7 +8,9 @@ import pytest
 import naive
 import naive_bias_act
 from minicnn import backend
-from minicnn.ops import bias_act
+from minicnn.ops import activation, bias_act
+
+OWN = activation.BIAS_ACT_OWN   # the five computed here (the others: tests/ops/test_activation.py)
 
 KERNEL_FILE = Path(__file__).resolve().parents[2] / "kernels" / "bias_act.cu"
 
@@ -43,14 +45,18 @@ def inputs(shape, with_bias, seed=0):
     return z, b, rng.uniform(-1, 1, shape).astype(np.float32)
 
 
-@pytest.mark.parametrize("activation", bias_act.ACTIVATIONS)
+@pytest.mark.parametrize("act", OWN)
 @pytest.mark.parametrize("shape", SHAPES[:4])
 @pytest.mark.parametrize("with_bias", [True, False])
-def test_forward_and_backward_match_the_naive_loops(impl, activation, shape, with_bias):
+def test_forward_and_backward_match_the_naive_loops(impl, act, shape, with_bias):
+    activation = act
     z, b, da = inputs(shape, with_bias)
     zd = dev(z)
     a = bias_act.forward(zd, dev(b), activation)
     assert a is zd   # in place
+    a2, ctx = bias_act.forward_training(dev(z), dev(b), activation)
+    assert ctx is a2   # the five keep their output
+    np.testing.assert_array_equal(host(a2), host(a))
     np.testing.assert_allclose(host(a), naive.bias_act(z, b, activation), rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(host(a), bias_act.forward_reference(z.copy(), b, activation),
                                rtol=1e-5, atol=1e-6)
@@ -91,7 +97,7 @@ def test_relu_and_linear_give_the_reference_bits(impl, dtype, shape, activation,
 
 
 def test_the_reference_in_float64_is_exact_to_rounding():
-    for activation in bias_act.ACTIVATIONS:
+    for activation in OWN:
         z, b, da = (v.astype(np.float64) for v in inputs((3, 4, 6), True, seed=1))
         a = bias_act.forward_reference(z.copy(), b, activation)
         np.testing.assert_allclose(a, naive.bias_act(z, b, activation), rtol=1e-12, atol=1e-15)
@@ -205,9 +211,9 @@ def test_sigmoid_is_stable_for_large_inputs(impl):
 
 def test_bad_calls_fail_the_same_way_on_every_device(impl):
     z = dev(np.zeros((2, 4), np.float32))
-    with pytest.raises(ValueError, match=r"bias_act: unknown activation 'gelu'; expected one of "
-                                         r"\('linear', .*Received: activation='gelu'"):
-        bias_act.forward(z, None, "gelu")
+    with pytest.raises(ValueError, match=r"bias_act: unknown activation 'gelux'; expected one of "
+                                         r"\('linear', .*Received: activation='gelux'"):
+        bias_act.forward(z, None, "gelux")
     with pytest.raises(ValueError, match=r"bias_act: b must have one entry per column of z's last "
                                          r"axis \(4\). Received: b.shape=\(3,\)"):
         bias_act.forward(z, dev(np.zeros(3, np.float32)), "relu")
@@ -221,8 +227,8 @@ def test_bad_calls_fail_the_same_way_on_every_device(impl):
     with pytest.raises(ValueError, match=r"bias_act backward: a must have shape \(2, 4\). "
                                          r"Received: a.shape=\(2, 5\)"):
         bias_act.backward(z, dev(np.zeros((2, 5), np.float32)), "relu", True)
-    with pytest.raises(ValueError, match=r"bias_act backward: unknown activation 'gelu'"):
-        bias_act.backward(z, z, "gelu", True)
+    with pytest.raises(ValueError, match=r"bias_act backward: unknown activation 'gelux'"):
+        bias_act.backward(z, z, "gelux", True)
 
 
 def test_what_only_the_cuda_path_refuses(impl):
@@ -241,7 +247,7 @@ def test_the_kernel_file_defines_the_kernels_and_codes_this_module_uses():
     assert sorted(re.findall(r'extern "C" __global__ void (\w+)\(', src)) == sorted(bias_act.KERNELS)
     codes = {name.lower(): int(v) for name, v in re.findall(r"#define ACT_(\w+)\s+(\d+)", src)}
     assert codes == bias_act.ACT_CODES
-    assert set(bias_act.ACT_CODES) | {"softmax"} == set(bias_act.ACTIVATIONS)
+    assert set(bias_act.ACT_CODES) | {"softmax"} == set(OWN)
     assert f"#define MAX_BLOCK {bias_act.MAX_ROW_BLOCK}" in src
     assert f"#define CS_COLS {bias_act.COLSUM_COLS}" in src
     assert f"#define CS_LANES {bias_act.COLSUM_LANES}" in src
@@ -250,6 +256,6 @@ def test_the_kernel_file_defines_the_kernels_and_codes_this_module_uses():
 def test_layers_take_their_activation_names_from_here():
     from minicnn import activations
     assert activations.NAMES is bias_act.ACTIVATIONS
-    assert activations.get(None) == "linear" and activations.get("ReLU") == "relu"
-    with pytest.raises(ValueError, match=r"dense: unknown activation 'gelu'"):
-        activations.get("gelu", "dense")
+    assert activations.name_of(None) == "linear" and activations.name_of("ReLU") == "relu"
+    with pytest.raises(ValueError, match=r"dense: unknown activation 'gelux'"):
+        activations.name_of("gelux", "dense")

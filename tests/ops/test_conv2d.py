@@ -162,7 +162,7 @@ def test_compiled_col2im_gives_the_reference_bits():
     oh, ow = naive.out_hw(7, 6, (kh, kw), strides, pads)
     dcol = rng.standard_normal((3, oh, ow, kh, kw, 5)).astype(np.float32)
     dx = np.empty(x_shape, np.float32)
-    runtime().compile(conv2d.col2im_kernel)(dcol.reshape(3 * oh * ow, -1), kh, kw, *strides,
+    runtime().compile(conv2d.col2im_kernel)(dcol.reshape(3 * oh * ow, -1), kh, kw, *strides, 1, 1,
                                             pads[0], pads[2], oh, ow, dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))

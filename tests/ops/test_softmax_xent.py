@@ -1,4 +1,5 @@
 """minicnn.ops.softmax_xent: every implementation against the naive loops, on odd shapes."""
+import math
 import re
 
 import numpy as np
@@ -10,10 +11,10 @@ from naive import numeric_grad
 from minicnn import backend, config
 from minicnn.backend import loader
 from minicnn.ops import softmax_xent
-from minicnn.ops.softmax_xent import (EPSILON, accuracy_count, softmax_xent_backward, xent_backward,
-                                      xent_loss)
+from minicnn.ops.softmax_xent import (EPSILON, accuracy_count, logits_xent_loss, softmax_xent_backward,
+                                      xent_backward, xent_loss)
 
-OPS = (xent_loss, xent_backward, softmax_xent_backward, accuracy_count)
+OPS = (xent_loss, logits_xent_loss, xent_backward, softmax_xent_backward, accuracy_count)
 SHAPES = [(1, 3), (6, 10), (3, 300), (5, 257), (2, 3, 7)]   # 300, 257: a row wider than a block
 
 
@@ -61,6 +62,30 @@ def test_loss_and_gradients_match_the_naive_loops(impl, shape):
     np.testing.assert_allclose(host(dz), naive_losses.softmax_xent_backward(p, y), rtol=1e-6, atol=1e-7)
 
 
+def naive_logits_xent(z, y):
+    """-sum_k y_k log(exp(z_k) / sum_j exp(z_j)), row by row in float64 (math.fsum, shifted by the max)."""
+    z2, y2 = z.reshape(-1, z.shape[-1]).astype(np.float64), y.reshape(-1, y.shape[-1]).astype(np.float64)
+    out = []
+    for zr, yr in zip(z2, y2):
+        m = max(zr)
+        log_sum = math.log(math.fsum(math.exp(v - m) for v in zr)) + m
+        out.append(-math.fsum(t * (v - log_sum) for v, t in zip(zr, yr)))
+    return np.array(out).reshape(z.shape[:-1])
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_the_loss_from_logits_matches_the_naive_loop(impl, shape):
+    rng = np.random.default_rng(7)
+    z = rng.normal(0, 4, shape).astype(np.float32)
+    z.reshape(-1, shape[-1])[0, -1] = 80.0      # exp(80) overflows float32: the shift must prevent it
+    z.reshape(-1, shape[-1])[-1, 0] = -80.0
+    y = rng.uniform(0, 1, shape).astype(np.float32)   # soft labels, rows not summing to 1
+    loss = logits_xent_loss(dev(z), dev(y))
+    assert loss.shape == shape[:-1] and loss.dtype == np.float32
+    np.testing.assert_allclose(host(loss), naive_logits_xent(z, y), rtol=1e-5, atol=1e-5)
+    assert np.isfinite(host(loss)).all()
+
+
 def test_unnormalised_probabilities_and_soft_labels(impl):
     rng = np.random.default_rng(1234)
     p = rng.uniform(0.1, 3.0, (4, 5)).astype(np.float32)   # rows do not sum to 1
@@ -103,6 +128,7 @@ def test_accuracy_count(impl):
 def test_an_empty_batch(impl):
     p = dev(np.zeros((0, 4), np.float32))
     assert xent_loss(p, p).shape == (0,)
+    assert logits_xent_loss(p, p).shape == (0,)
     assert xent_backward(p, p).shape == (0, 4)
     assert softmax_xent_backward(p, p).shape == (0, 4)
     assert int(host(accuracy_count(p, p))) == 0

@@ -1,0 +1,52 @@
+// ============================================================================
+// dropout.cu -- the kernel of minicnn/ops/dropout.py
+//
+// Inverted dropout with a counter-based mask: element i's random bits are a
+// pure function of (key, its noise index), so the mask needs no state and no
+// storage, and backward rebuilds it by running this same kernel on dy.
+// All mask arithmetic is unsigned 32-bit integer math: the same bits as the
+// NumPy reference, the compiled CPU kernel and the emulator.
+// One thread per element, grid-stride (any grid size is correct).
+// ============================================================================
+
+#define DROPOUT_ROUNDS 2   // ROUNDS of minicnn/ops/dropout.py
+
+
+// lowbias32 (C. Wellons): xor-shift, multiply, twice; a bijection of 32 bits.
+__device__ __forceinline__ unsigned int mix32(unsigned int h)
+{
+    h ^= h >> 16;
+    h *= 0x7feb352du;
+    h ^= h >> 15;
+    h *= 0x846ca68bu;
+    h ^= h >> 16;
+    return h;
+}
+
+
+// Contract: with n the noise index of element i (below),
+//   y[i] = bits(n) >= threshold ? x[i] / keep_prob : 0,   for i < total,
+// where bits(n) = DROPOUT_ROUNDS rounds of h = mix32(h + key) from h = n.
+// The noise index: i's coordinates in dims[0..rank) (row-major, innermost
+// last) weighted by strides[] (0 on the axes the mask is broadcast over).
+// key and threshold are unsigned values passed in int parameters.
+extern "C" __global__ void dropout_apply(
+    const float* __restrict__ x, float* __restrict__ y, int total, int rank,
+    const int* __restrict__ dims, const int* __restrict__ strides,
+    int key_bits, int threshold_bits, float keep_prob)
+{
+    const unsigned int key = (unsigned int)key_bits;
+    const unsigned int threshold = (unsigned int)threshold_bits;
+    const int stride = blockDim.x * gridDim.x;
+    for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
+        int rem = i;
+        unsigned int n = 0;
+        for (int d = rank - 1; d >= 0; --d) {   // peel coordinates, innermost first
+            n += (unsigned int)((rem % dims[d]) * strides[d]);
+            rem /= dims[d];
+        }
+        unsigned int h = n;
+        for (int r = 0; r < DROPOUT_ROUNDS; ++r) h = mix32(h + key);
+        y[i] = h >= threshold ? x[i] / keep_prob : 0.0f;
+    }
+}
