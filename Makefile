@@ -19,6 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[fast,dev,h5]'
+	$(PY) -m minicnn.warm_up   # compile and cache the CPU kernels now, not in the first step
 	touch $@
 
 train: venv
