@@ -28,11 +28,14 @@ processes hold the core.
     python benchmarks/gpu_host_cost.py --batch-size 256 --steps 100
 
 Output: the breakdown, then ``eager step: OPS device operations, ALLOCS
-allocations, SYNCS syncs, US us host``. A ``planned step: ...`` line in the
-same format follows, last, once the static-shape step plan (issue 11, item 2)
-exists: ``plan_switch`` below is where it plugs in; until then the eager line
-is the last one. Device operations = kernel launches + GEMMs + CuPy kernels +
-memsets + copies.
+allocations, SYNCS syncs, US us host`` (``MINICNN_STEP_PLAN=0``) and, last,
+``planned step: ...`` in the same format: the static-shape step plan (issue
+11, item 2; minicnn/models/step_plan.py) on, switched by ``plan_switch``.
+Planned, the step is a CUDA graph captured once (``FakeCupy.cuda``: what is
+issued while capturing is not counted; each graph launch counts one device
+operation), the batch copied into the plan's buffers and the sums added up
+in place. Device operations = kernel launches + GEMMs + CuPy kernels +
+memsets + copies + graph launches.
 """
 import argparse
 import collections
@@ -52,8 +55,8 @@ from minicnn import backend, ops  # noqa: E402
 from minicnn.backend import cupy_check, loader  # noqa: E402
 from minicnn.callbacks import Callback  # noqa: E402
 
-KINDS = ("launches", "gemms", "cupy_ops", "memsets", "h2d", "d2h", "allocations", "syncs")
-DEVICE_OPS = ("launches", "gemms", "cupy_ops", "memsets", "h2d", "d2h")
+KINDS = ("launches", "gemms", "cupy_ops", "memsets", "h2d", "d2h", "graphs", "allocations", "syncs")
+DEVICE_OPS = ("launches", "gemms", "cupy_ops", "memsets", "h2d", "d2h", "graphs")
 
 
 class Counts:
@@ -62,8 +65,11 @@ class Counts:
     def __init__(self):
         self.total = dict.fromkeys(KINDS, 0)
         self.by_name = collections.Counter()
+        self.capturing = False   # inside a stream capture the work goes into the graph: not counted
 
     def add(self, kind, name=None):
+        if self.capturing:
+            return
         self.total[kind] += 1
         if name is not None:
             self.by_name[name] += 1
@@ -125,6 +131,23 @@ class DeviceArray(np.ndarray):
     def item(self, *args):
         return self._read().item(*args)
 
+    def fill(self, value):
+        """cupy.ndarray.fill: a memset (0) or a fill kernel; the buffer stays as it is."""
+        COUNTS.add("memsets", "cudaMemsetAsync")
+
+    def set(self, host, stream=None):
+        """cupy.ndarray.set: a host-to-device copy into this array (left as it is: zeros)."""
+        COUNTS.add("h2d", "copy host->device")
+
+    def copy(self, order="C"):
+        COUNTS.add("cupy_ops", "cupy copy")
+        COUNTS.add("allocations")
+        return np.array(self.view(np.ndarray), order=order).view(DeviceArray)
+
+    def __setitem__(self, key, value):
+        COUNTS.add("cupy_ops", "cupy setitem")
+        self.view(np.ndarray)[key] = value.view(np.ndarray) if isinstance(value, DeviceArray) else value
+
     def tolist(self):
         return self._read().tolist()
 
@@ -183,14 +206,75 @@ class FakeCupy:
         COUNTS.add("d2h", "copy device->host")
         return np.array(a.view(np.ndarray) if isinstance(a, DeviceArray) else a)
 
-    def matmul(self, a, b):
+    def add(self, a, b, out=None):
+        return np.add(a, b) if out is None else np.add(a, b, out=out)   # counted by DeviceArray
+
+    def ones(self, shape, dtype="float32"):
+        COUNTS.add("cupy_ops", "cupy fill")
+        return self.empty(shape, dtype)
+
+    def matmul(self, a, b, out=None):
         """A cuBLAS GEMM (as cupy.matmul of two 2-D float32 arrays), the result not computed."""
         if not (isinstance(a, DeviceArray) and isinstance(b, DeviceArray)):
             raise TypeError("matmul: both operands must be device arrays")
         if a.ndim != 2 or b.ndim != 2 or a.shape[1] != b.shape[0]:
             raise ValueError(f"matmul: shapes {a.shape} and {b.shape} do not chain")
         COUNTS.add("gemms", "cublasSgemm")
+        if out is not None:
+            return out
         return self.empty((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype))
+
+    @property
+    def cuda(self):
+        return FakeCuda
+
+
+class FakeGraph:
+    """cupy.cuda.Graph: launching it is one device operation."""
+
+    def launch(self, stream=None):
+        COUNTS.add("graphs", "cudaGraphLaunch")
+
+
+class FakeStream:
+    """cupy.cuda.Stream with stream capture: what is issued while capturing is not counted."""
+
+    def __init__(self, non_blocking=False):
+        pass
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def synchronize(self):
+        COUNTS.add("syncs")
+
+    def begin_capture(self, mode=None):
+        COUNTS.capturing = True
+
+    def end_capture(self):
+        COUNTS.capturing = False
+        return FakeGraph()
+
+
+class FakeMemoryHook:
+    """cupy.cuda.MemoryHook: a context manager whose hooks the pool calls (FakeCupy has no pool)."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+
+class FakeCuda:
+    """The part of cupy.cuda a step plan uses."""
+
+    Stream = FakeStream
+    Graph = FakeGraph
+    MemoryHook = FakeMemoryHook
 
 
 class NoOpKernel:
@@ -230,16 +314,12 @@ def counting_cupy_backend():
 
 
 def plan_switch():
-    """How the measurement turns the static-shape step plan on and off, or None.
-
-    None while there is no plan (issue 11, item 2). Whoever builds the plan makes
-    this return a function ``switch(on) -> context manager`` (for instance
-    ``lambda on: config.override(MINICNN_STEP_PLAN=on)``), and extends FakeCupy
-    with whatever the plan calls on CuPy (stream capture, graph launch: count a
-    graph launch as one device operation). Then the eager figures are measured
-    with the plan off, the planned ones with it on, and the last line printed
-    is ``planned step: ...``."""
-    return None
+    """How the measurement turns the static-shape step plan on and off: a function
+    ``switch(on) -> context manager`` (bench_gpu.py uses it too). The eager figures
+    are measured with the plan off, the planned ones with it on; the last line
+    printed is ``planned step: ...``."""
+    from minicnn import config
+    return lambda on: config.override(MINICNN_STEP_PLAN=on)
 
 
 # ----------------------------------------------------------------------------
@@ -293,7 +373,7 @@ def report(label, per_step, steady, by_name, us, wall):
     print(f"{label} step, per step (medians over {len(us)} steps"
           f"{'' if steady else '; the counts vary from step to step'}):")
     launches = ", ".join(f"{k} {v}" for k, v in sorted(by_name.items())
-                         if k not in ("cublasSgemm", "cudaMemsetAsync") and not k.startswith(("cupy ", "copy ")))
+                         if k not in ("cublasSgemm", "cudaMemsetAsync", "cudaGraphLaunch") and not k.startswith(("cupy ", "copy ")))
     cupy = ", ".join(f"{k[5:]} {v}" for k, v in sorted(by_name.items()) if k.startswith("cupy "))
     rows = [("kernel launches", per_step["launches"], launches),
             ("cuBLAS GEMMs", per_step["gemms"], ""),
@@ -301,6 +381,7 @@ def report(label, per_step, steady, by_name, us, wall):
             ("memsets", per_step["memsets"], ""),
             ("host->device copies", per_step["h2d"], ""),
             ("device->host copies", per_step["d2h"], ""),
+            ("CUDA graph launches", per_step["graphs"], ""),
             ("allocations", per_step["allocations"], ""),
             ("syncs", per_step["syncs"], "")]
     for name, value, detail in rows:

@@ -11,6 +11,7 @@
 //   softmax_backward_rows  dz = a * (da - sum(da * a)) per row
 //   column_sum_partials    the bias gradient db = column sums of dz, pass 1
 //   column_sum_finish      ... pass 2 (deterministic: no float atomics)
+//   act_backward_column_partials  act_backward and pass 1 in one launch
 //
 // Activation codes (must match ACT_CODES in minicnn/ops/bias_act.py):
 //   0 linear, 1 relu, 2 sigmoid, 3 tanh.   (softmax has its own row kernels)
@@ -58,21 +59,23 @@ extern "C" __global__ void bias_act_forward(
 // kept): relu' = [a > 0], sigmoid' = a(1-a), tanh' = 1-a^2; linear copies da.
 // One thread per element.
 // ----------------------------------------------------------------------------
+// g * act'(.) from the output y; act_backward and act_backward_column_partials share it
+__device__ __forceinline__ float act_grad(float g, float y, int act)
+{
+    // Parenthesised in the reference's evaluation order (left to right)
+    if (act == ACT_RELU)    return g * (y > 0.0f ? 1.0f : 0.0f);
+    if (act == ACT_SIGMOID) return (g * y) * (1.0f - y);
+    if (act == ACT_TANH)    return g * (1.0f - y * y);
+    return g;
+}
+
 extern "C" __global__ void act_backward(
     const float* __restrict__ da, const float* __restrict__ a, float* __restrict__ dz,
     int total, int act)
 {
     const int stride = blockDim.x * gridDim.x;
     for (int idx = blockIdx.x * blockDim.x + threadIdx.x; idx < total; idx += stride) {
-        const float g = da[idx];
-        const float y = a[idx];
-        float d;
-        // Parenthesised in the reference's evaluation order (left to right)
-        if (act == ACT_RELU)         d = g * (y > 0.0f ? 1.0f : 0.0f);
-        else if (act == ACT_SIGMOID) d = (g * y) * (1.0f - y);
-        else if (act == ACT_TANH)    d = g * (1.0f - y * y);
-        else                         d = g;
-        dz[idx] = d;
+        dz[idx] = act_grad(da[idx], a[idx], act);
     }
 }
 
@@ -208,6 +211,41 @@ extern "C" __global__ void column_sum_partials(
         // lane ty takes rows r0+ty, r0+ty+8, ...: each step a warp reads 32
         // consecutive floats of one row
         for (int r = r0 + ty; r < r1; r += CS_LANES) s += a[r * cols + col];
+    }
+    lane_sum[ty][tx] = s;
+    __syncthreads();
+    if (ty == 0 && col < cols) {
+        float total = 0.0f;
+        for (int l = 0; l < CS_LANES; ++l) total += lane_sum[l][tx];
+        partial[blockIdx.y * cols + col] = total;
+    }
+}
+
+
+// ----------------------------------------------------------------------------
+// act_backward_column_partials
+// Contract: act_backward and column_sum_partials in one pass (one launch less
+// per layer with a bias): each thread writes dz[r, col] = act_grad(da, a) for
+// the rows column_sum_partials's thread reads, and sums them in its order, so
+// dz and partial hold the same bits as the two kernels give. Launch as
+// column_sum_partials; the chunks cover every row, the strips every column.
+// ----------------------------------------------------------------------------
+extern "C" __global__ void act_backward_column_partials(
+    const float* __restrict__ da, const float* __restrict__ a, float* __restrict__ dz,
+    float* __restrict__ partial, int rows, int cols, int rows_per_chunk, int act)
+{
+    __shared__ float lane_sum[CS_LANES][CS_COLS + 1];
+    const int tx = threadIdx.x, ty = threadIdx.y;
+    const int col = blockIdx.x * CS_COLS + tx;
+    const int r0 = blockIdx.y * rows_per_chunk;
+    const int r1 = (r0 + rows_per_chunk < rows) ? r0 + rows_per_chunk : rows;
+    float s = 0.0f;
+    if (col < cols) {
+        for (int r = r0 + ty; r < r1; r += CS_LANES) {
+            const float d = act_grad(da[r * cols + col], a[r * cols + col], act);
+            dz[r * cols + col] = d;
+            s += d;
+        }
     }
     lane_sum[ty][tx] = s;
     __syncthreads();

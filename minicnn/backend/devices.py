@@ -55,6 +55,7 @@ class CudaDevice:
         self.target = self.name = target
         self._functions = {}   # (module, kernel) -> launchable function
         self._lock = threading.Lock()
+        self.recording = None  # a step_plan.Recording while a step plan records (else None)
 
     def __repr__(self):
         return f"CudaDevice(xp={self.xp.__name__}, target={self.target!r})"
@@ -68,10 +69,33 @@ class CudaDevice:
         return self.xp.asnumpy(a) if self.target == "cupy" else np.asarray(a)
 
     def empty(self, shape, dtype="float32"):
-        return self.xp.empty(shape, dtype=dtype)
+        a = self.xp.empty(shape, dtype=dtype)
+        if self.recording is not None:   # a buffer of the recorded step (its arena)
+            self.recording.allocated(a)
+        return a
 
     def zeros(self, shape, dtype="float32"):
-        return self.xp.zeros(shape, dtype=dtype)
+        if self.recording is None:
+            return self.xp.zeros(shape, dtype=dtype)
+        a = self.empty(shape, dtype)
+        self.recording.fill(a, 0)   # a replay clears it again: a memset in the plan
+        return a
+
+    def matmul(self, a, b):
+        """``a @ b`` of two 2-D float32 arrays (a cuBLAS GEMM; views such as ``x.T`` are
+        read in place): the one way the ops multiply matrices, so a step plan sees it."""
+        if self.recording is None:
+            return self.xp.matmul(a, b)
+        out = self.empty((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype))
+        self.recording.gemm(a, b, out)
+        return out
+
+    def upload(self, dst, host):
+        """Copy host array ``host`` into device array ``dst`` (same shape; no allocation)."""
+        if self.target == "cupy":
+            dst.set(np.ascontiguousarray(host, dtype=dst.dtype))
+        else:
+            np.copyto(dst, host, casting="unsafe")
 
     def require(self, op, name, a, dtype=np.float32):
         """Refuse an array the kernels cannot read: another device's, another
@@ -120,10 +144,13 @@ class CudaDevice:
                 raise TypeError(f"{where}: argument {i} must be an array, np.int32 or np.float32, "
                                 f"got {type(a).__name__}")
         fn = self.function(module, kernel)
+        args = tuple(args)
         try:
-            fn(grid, block, tuple(args))
+            fn(grid, block, args)
         except Exception as e:
             raise _with_context(e, f"{where} failed: {type(e).__name__}: {e}") from e
+        if self.recording is not None:
+            self.recording.launched(fn, grid, block, args)
 
 
 def grid_1d(total, block=BLOCK_1D):

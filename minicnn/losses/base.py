@@ -29,6 +29,7 @@ A custom loss subclasses Loss and implements both ``sample_losses`` and
 import numpy as np
 
 from .. import backend
+from ..ops import bias_act
 
 REDUCTIONS = ("sum_over_batch_size", "sum", "mean", "mean_with_sample_weight", "none", None)
 TRAINING_REDUCTIONS = ("sum_over_batch_size", "mean")   # what fit's batch loss is
@@ -85,7 +86,7 @@ class Loss:
         values = self.sample_losses(p, y)
         if sample_weight is not None:
             values = values * sample_weight.reshape(sample_weight.shape + (1,) * (values.ndim - 1))
-        return values.sum()
+        return bias_act.sum_all(values)   # on CUDA through kernels, which a step plan records
 
     def weighted_gradient(self, p, y, output_activation, sample_weight=None):
         """``gradient`` of sum_i w_i l_i / (number of values): each sample's rows times w_i."""

@@ -65,20 +65,32 @@ def run_batches(model, source, progbar, callbacks, mode, draw_last=True, step_lo
     hook_end = callbacks.wants_batch_hooks(mode, end=True)
     penalty = None if train else model._penalty()   # fixed weights: one penalty for the pass
     sums = None
+    owned = False   # whether sums are arrays of this loop alone (then a plan's batch adds in place)
+    trace = None    # the planned steps' losses, one device vector per epoch (see keep_loss)
     seen = 0
     for step, (xb, yb, swb) in enumerate(source.epoch()):
         if hook_begin:
             getattr(callbacks, f"on_{mode}_batch_begin")(step, {})
-        xb, yb = backend.asarray(xb), backend.asarray(yb)
-        weights = () if swb is None else (backend.asarray(swb),)   # no sample weights: the 2-argument step
-        if train:
-            batch = model._train_batch(xb, yb, *weights)
+        n = len(xb)
+        # the step plan takes the host batch into its own buffers (None: run the step eagerly)
+        batch = model._planned_train_batch(xb, yb) if train and swb is None else None
+        if batch is not None:   # the plan's buffers, rewritten by its next step: add in place
+            sums = add_in_place(sums if owned else None, batch, sums)
+            owned = True
+            if step_losses is not None:
+                trace = keep_loss(step_losses, trace, batch[0], step, source.steps)
         else:
-            batch = model._test_batch(xb, yb, *weights, penalty=penalty)
-        if step_losses is not None:
-            step_losses.append(batch[0])
-        sums = batch if sums is None else (sums[0] + batch[0], [a + b for a, b in zip(sums[1], batch[1])])
-        seen += len(xb)
+            xb, yb = backend.asarray(xb), backend.asarray(yb)
+            weights = () if swb is None else (backend.asarray(swb),)   # no sample weights: the 2-argument step
+            if train:
+                batch = model._train_batch(xb, yb, *weights)
+            else:
+                batch = model._test_batch(xb, yb, *weights, penalty=penalty)
+            if step_losses is not None:
+                step_losses.append(batch[0])
+            owned = False   # sums may be this batch's own arrays (kept in step_losses) or NumPy scalars
+            sums = batch if sums is None else (sums[0] + batch[0], [a + b for a, b in zip(sums[1], batch[1])])
+        seen += n
         values = None
         if hook_end:  # the one per-batch read back, only for a callback that asked for it
             values = model._running(sums, seen)
@@ -88,6 +100,38 @@ def run_batches(model, source, progbar, callbacks, mode, draw_last=True, step_lo
         if train and model.stop_training:
             break
     return None if sums is None else model._running(sums, seen)
+
+
+def add_in_place(own, batch, shared=None):
+    """``sums + batch`` for a step plan's batch sums (buffers its next step rewrites):
+    into ``own`` (sums of this loop alone) in place, no allocation per step and the same
+    float additions. Without ``own``: into copies of the batch (``shared + batch`` when
+    there are sums already that another array may hold)."""
+    xp = backend.device().xp
+    if own is None:
+        own = batch[0].copy(), [t.copy() for t in batch[1]]
+        if shared is None:
+            return own
+        batch, own_sums = own, shared   # shared + batch, written into the copies
+    else:
+        own_sums = own
+    xp.add(own_sums[0], batch[0], out=own[0])
+    for a, b, out in zip(own_sums[1], batch[1], own[1]):
+        xp.add(a, b, out=out)
+    return own
+
+
+def keep_loss(step_losses, trace, loss, step, steps):
+    """Append a step plan's loss sum (a buffer its next step rewrites) to step_losses as a
+    0-d view of ``trace``, one device vector per epoch written in place; returns trace."""
+    if not isinstance(steps, int) or step >= steps:
+        step_losses.append(loss.copy())
+        return trace
+    if trace is None:
+        trace = backend.device().empty((steps,))
+    trace[step:step + 1] = loss.reshape(1)
+    step_losses.append(trace[step:step + 1].reshape(()))
+    return trace
 
 
 def evaluate_loop(model, source, callbacks, progbar, prefix=""):

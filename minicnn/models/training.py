@@ -21,6 +21,7 @@ from .. import metrics as metric_lib   # compile's argument is named metrics, as
 from .data_checks import as_number_array, check_sample_weight, require_finite, require_samples, \
     sparse_labels_to_onehot
 from .fit_api import FitMixin
+from .step_plan import StepPlans
 
 
 class TrainingMixin(FitMixin):
@@ -35,6 +36,7 @@ class TrainingMixin(FitMixin):
         self._metrics = None      # the resolved Metric objects (once the output is known)
         self.history = None
         self.stop_training = False  # a callback sets it to end fit after this batch / epoch
+        self._step_plans = StepPlans()   # fit's recorded steps on a CUDA device (MINICNN_STEP_PLAN)
 
     # -- compile ---------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -75,6 +77,7 @@ class TrainingMixin(FitMixin):
         self._metric_specs = specs
         self._metric_names = [metric_lib.serialize(m) for m in specs]
         self._metrics = None
+        self._step_plans.clear()   # recorded with the old optimizer, loss and metrics
 
     def _require_compiled(self, what):
         if self.optimizer is None:
@@ -178,6 +181,12 @@ class TrainingMixin(FitMixin):
         if pairs:
             self.optimizer.apply_gradients(pairs)
         return sums
+
+    def _planned_train_batch(self, xb, yb):
+        """One training step on host batch (xb, yb) through the step plan of its shape, or
+        None when it must run eagerly (see step_plan.py). The sums returned are the plan's
+        buffers, overwritten by the next step: add them up, never keep them."""
+        return self._step_plans.train_batch(self, xb, yb)
 
     def _test_batch(self, xb, yb, sample_weight=None, penalty=None):
         return self._batch_sums(self._forward(xb), yb, sample_weight, penalty)

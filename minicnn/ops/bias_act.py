@@ -52,7 +52,7 @@ from .common import prange, require_array, require_same_dtype, require_shape
 ACTIVATIONS = act_ops.NAMES
 
 KERNELS = ("bias_act_forward", "act_backward", "column_sum_partials", "column_sum_finish",
-           "bias_softmax_rows", "softmax_backward_rows")   # in kernels/bias_act.cu
+           "bias_softmax_rows", "softmax_backward_rows", "act_backward_column_partials")   # kernels/bias_act.cu
 
 # The ACT_* codes of kernels/bias_act.cu (softmax has its own row kernels).
 ACT_CODES = {"linear": 0, "relu": 1, "sigmoid": 2, "tanh": 3}
@@ -201,6 +201,16 @@ def _column_sum(dz):
     if device.kind == "cuda":
         return _column_sum_cuda(device, "bias_act backward", dz)
     return _sum_rows(dz)
+
+
+def sum_all(a):
+    """The sum of all values of ``a`` (a 0-d backend array, no host sync); on CUDA the
+    column-sum kernels on ``a`` as one column (deterministic, recordable by a step plan,
+    unlike a CuPy reduction). Example: ``loss_sum = bias_act.sum_all(per_sample_losses)``."""
+    device = backend.device()
+    if device.kind == "cuda" and a.size and a.dtype == np.float32 and a.flags.c_contiguous:
+        return _column_sum_cuda(device, "sum_all", a.reshape(-1, 1)).reshape(())
+    return a.sum()
 
 
 def _sum_rows(dz):
@@ -406,15 +416,18 @@ def _backward_cuda(device, da, a, activation, has_bias):
             rows = da.size // cols
             _rows_launch(device, op, "softmax_backward_rows", rows, cols,
                          (da, a, dz, np.int32(rows), np.int32(cols)))
+        elif da.size and has_bias:   # dz computed in the bias gradient's first pass
+            return dz, _column_sum_cuda(device, op, dz, fold=(da, a, np.int32(ACT_CODES[activation])))
         elif da.size:
             device.launch(op, "bias_act", "act_backward", grid_1d(da.size), (BLOCK_1D, 1, 1),
                           (da, a, dz, np.int32(da.size), np.int32(ACT_CODES[activation])))
     return dz, (_column_sum_cuda(device, op, dz) if has_bias else None)
 
 
-def _column_sum_cuda(device, op, a):
+def _column_sum_cuda(device, op, a, fold=None):
     """a summed over all axes but the last, in two passes without float atomics:
-    pass 1 sums chunks of rows per 32-column strip, pass 2 adds the chunks in order."""
+    pass 1 sums chunks of rows per 32-column strip, pass 2 adds the chunks in order.
+    ``fold=(da, y, code)``: pass 1 first writes a = da * act'(y) (act_backward folded in)."""
     cols = a.shape[-1]
     rows = a.size // cols if cols else 0
     if cols == 0 or rows == 0:
@@ -422,9 +435,10 @@ def _column_sum_cuda(device, op, a):
     nchunks = min(-(-rows // COLSUM_MIN_ROWS), COLSUM_MAX_CHUNKS)
     rows_per_chunk = -(-rows // nchunks)
     partial = device.empty((nchunks, cols))
-    device.launch(op, "bias_act", "column_sum_partials",
-                  (-(-cols // COLSUM_COLS), nchunks, 1), (COLSUM_COLS, COLSUM_LANES, 1),
-                  (a, partial, np.int32(rows), np.int32(cols), np.int32(rows_per_chunk)))
+    kernel, inputs, code = ("column_sum_partials", (a,), ()) if fold is None else \
+        ("act_backward_column_partials", (fold[0], fold[1], a), (fold[2],))
+    device.launch(op, "bias_act", kernel, (-(-cols // COLSUM_COLS), nchunks, 1), (COLSUM_COLS, COLSUM_LANES, 1),
+                  inputs + (partial, np.int32(rows), np.int32(cols), np.int32(rows_per_chunk)) + code)
     out = device.empty((cols,))
     device.launch(op, "bias_act", "column_sum_finish", grid_1d(cols), (BLOCK_1D, 1, 1),
                   (partial, out, np.int32(nchunks), np.int32(cols)))

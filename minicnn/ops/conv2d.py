@@ -25,7 +25,7 @@ This module holds every version, in this order:
    arrays are float32 and C-contiguous: im2col and col2im as one-pass
    kernels on all cores, the GEMMs split over the same threads.
 4. The CUDA path: ``kernels/conv2d.cu`` (``im2col_nhwc``, ``col2im_nhwc``)
-   and cuBLAS GEMMs (``xp.matmul``), on a GPU or on the emulator.
+   and cuBLAS GEMMs (``device.matmul``), on a GPU or on the emulator.
 
 The patch matrix that forward builds is what backward needs: with
 ``training=True`` it travels to backward in the returned :class:`Context`.
@@ -395,7 +395,7 @@ def _forward_cuda(device, x, w, g):
     device.require("conv2d", "x", x)
     device.require("conv2d", "w", w)
     col = _im2col_cuda(device, x, g)
-    y = device.xp.matmul(col, w.reshape(g.kh * g.kw * g.c, g.f))
+    y = device.matmul(col, w.reshape(g.kh * g.kw * g.c, g.f))
     return y.reshape(g.n, g.oh, g.ow, g.f), col
 
 
@@ -404,10 +404,10 @@ def _backward_cuda(device, dy, ctx, w, need_dx):
     device.require("conv2d backward", "dy", dy)
     col = ctx.patches if ctx.patches is not None else _im2col_cuda(device, ctx.x, g)
     dy2 = dy.reshape(-1, g.f)
-    dw = device.xp.matmul(col.T, dy2).reshape(w.shape)
+    dw = device.matmul(col.T, dy2).reshape(w.shape)
     if not need_dx:
         return None, dw
-    dcol = device.xp.matmul(dy2, w.reshape(g.kh * g.kw * g.c, g.f).T)
+    dcol = device.matmul(dy2, w.reshape(g.kh * g.kw * g.c, g.f).T)
     if _pointwise(g):
         return dcol.reshape(g.n, g.h, g.w, g.c), dw
     dx = device.empty((g.n, g.h, g.w, g.c))

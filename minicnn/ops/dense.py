@@ -23,7 +23,7 @@ This module holds every version, in this order:
    multiply-adds, else one GEMM; the backward's two GEMMs as they are (small:
    a batch's weight gradient). Either way with OpenBLAS held at one thread
    (its spinning workers would steal the cores of the other ops' threads).
-4. The CUDA path: cuBLAS (``xp.matmul``), on a GPU or on the emulator. No
+4. The CUDA path: cuBLAS (``device.matmul``), on a GPU or on the emulator. No
    kernel file.
 
 Example::
@@ -77,7 +77,7 @@ def _forward_rows(x, w):
     if device.kind == "cuda":
         device.require("dense", "x", x)
         device.require("dense", "w", w)
-        return device.xp.matmul(x, w)
+        return device.matmul(x, w)
     if _cpu_fast(x, w):
         return _forward_cpu(x, w)
     return forward_reference(x, w)
@@ -102,8 +102,8 @@ def _backward_rows(dy, x, w, need_dx):
     if device.kind == "cuda":
         for name, a in (("dy", dy), ("x", x), ("w", w)):
             device.require(op, name, a)
-        dw = device.xp.matmul(x.T, dy)
-        return (device.xp.matmul(dy, w.T) if need_dx else None), dw
+        dw = device.matmul(x.T, dy)
+        return (device.matmul(dy, w.T) if need_dx else None), dw
     if _cpu_fast(dy, x, w):
         from ..backend.cpu import runtime
         with runtime().one_blas_thread:   # small GEMMs: one thread, OpenBLAS's workers asleep

@@ -1,0 +1,192 @@
+"""Step plans: one training step recorded at the device seam, then replayed (issue 11, item 2).
+
+While a :class:`Recording` is the device's ``recording`` (``CudaDevice.recording``),
+the step runs as usual, and the device notes, in order, every buffer it
+allocates (``device.empty`` / ``zeros``: the plan's arena), every zero fill,
+every kernel launch (``device.launch``) and every GEMM (``device.matmul``).
+Replaying the notes repeats the step's work on the same buffers, without
+any of minicnn's Python: on the emulator launch by launch, on CuPy as one
+CUDA graph captured once (:meth:`Recording.capture`; launch by launch if the
+capture fails).
+
+A replay is right only if the step did all its device work through those
+calls and its work does not change from step to step. The second is
+checked, not assumed: :meth:`Recording.signature` writes the work with each
+array named by where it lives (the i-th arena buffer, or a fixed pointer such
+as a weight or an optimizer slot) and each scalar by its value; two
+consecutive recordings of a static step have equal signatures. Work that
+changes per step (a dropout seed, Adam's bias correction, a learning-rate
+schedule) or arrays made outside the seam (a CuPy ``a + b`` feeding a
+kernel, a new array each step) make the signatures differ: no plan then.
+
+Example (what minicnn.models.step_plan does)::
+
+    >>> rec = Recording(device)
+    >>> with rec.active():
+    ...     outputs = one_step()          # runs, and is noted
+    >>> rec.replay()                      # the same work again, same buffers
+"""
+import bisect
+import contextlib
+import warnings
+
+import numpy as np
+
+
+def pointer(a):
+    """The device address of array ``a`` (CuPy) or its host address (NumPy, the emulator)."""
+    data = getattr(a, "data", None)
+    ptr = getattr(data, "ptr", None)   # cupy.ndarray.data is a MemoryPointer
+    return int(ptr) if ptr is not None else a.__array_interface__["data"][0]
+
+
+class Recording:
+    """The device work of one step, in order, and the buffers it allocated."""
+
+    def __init__(self, device):
+        self.device = device
+        self.buffers = []   # arrays allocated during the step, in order: the arena
+        self.actions = []   # ('fill', a, value) | ('launch', fn, grid, block, args) | ('gemm', a, b, out)
+        self.outputs = ()   # the step's results (arrays the replay writes again)
+        self.graph = None   # CuPy only: the CUDA graph of the actions, once captured
+
+    @contextlib.contextmanager
+    def active(self):
+        """Within the block the device notes its work here (one recording at a time)."""
+        if self.device.recording is not None:
+            raise RuntimeError("a step plan is already recording on this device")
+        self.device.recording = self
+        try:
+            yield self
+        finally:
+            self.device.recording = None
+
+    # -- what the device calls while recording ------------------------------------------
+    def allocated(self, a):
+        self.buffers.append(a)
+
+    def fill(self, a, value):
+        a.fill(value)
+        self.actions.append(("fill", a, value))
+
+    def gemm(self, a, b, out):
+        self.device.xp.matmul(a, b, out=out)
+        self.actions.append(("gemm", a, b, out))
+
+    def launched(self, fn, grid, block, args):
+        self.actions.append(("launch", fn, grid, block, args))
+
+    # -- replay ---------------------------------------------------------------------
+    def replay(self):
+        """The recorded work again: one CUDA graph launch on CuPy once captured, else each action."""
+        if self.graph is not None:
+            self.graph.launch()
+        else:
+            self._run_actions()
+
+    def _run_actions(self):
+        matmul = self.device.xp.matmul
+        for action in self.actions:
+            kind = action[0]
+            if kind == "launch":
+                action[1](action[2], action[3], action[4])
+            elif kind == "gemm":
+                matmul(action[1], action[2], out=action[3])
+            else:
+                action[1].fill(action[2])
+
+    def capture(self):
+        """CuPy: capture the actions once as a CUDA graph (stream capture), so that a replay
+        is one graph launch. Every buffer exists already (the arena), so nothing is
+        allocated inside the capture. Returns whether it worked; if not (an old driver,
+        cuBLAS refusing capture), a warning, and replays run the actions one by one."""
+        if self.device.target != "cupy" or self.graph is not None:
+            return self.graph is not None
+        cupy = self.device.xp
+        stream = cupy.cuda.Stream(non_blocking=False)   # ordered with the default stream's copies
+        watch = _allocations_hook(cupy)
+        try:
+            with stream:
+                # cuBLAS sets up its workspace for a stream on first use: do that before capturing
+                cupy.matmul(cupy.ones((2, 2), cupy.float32), cupy.ones((2, 2), cupy.float32))
+                stream.synchronize()
+                stream.begin_capture()
+                try:
+                    with watch:
+                        self._run_actions()
+                finally:
+                    graph = stream.end_capture()
+            if watch.count:
+                # a buffer taken from CuPy's pool inside the capture goes back to the pool after
+                # it, while the graph would keep writing it: such a graph must never run
+                raise RuntimeError(f"{watch.count} allocation(s) inside the capture")
+            self.graph = graph
+        except Exception as e:  # the plan still works, one action at a time
+            warnings.warn(f"step plan: CUDA graph capture failed ({type(e).__name__}: {e}); "
+                          "replaying the step launch by launch", RuntimeWarning, stacklevel=2)
+            self.graph = None
+        return self.graph is not None
+
+    # -- is the step static? ------------------------------------------------------------
+    def signature(self):
+        """The work as a comparable tuple: kernels, configurations, scalars by value, and
+        arrays by place: ('arena', i, offset, shape, strides, dtype) for a view of the i-th
+        buffer allocated in the step, ('fixed', pointer, shape, strides, dtype) otherwise."""
+        starts = sorted((pointer(b), i) for i, b in enumerate(self.buffers))
+        keys = [s for s, _ in starts]
+
+        def place(a):
+            if isinstance(a, np.generic) or not hasattr(a, "shape"):   # a kernel scalar: by value
+                return ("scalar", type(a).__name__, a.item() if hasattr(a, "item") else a)
+            p = pointer(a)
+            j = bisect.bisect_right(keys, p) - 1   # the last buffer starting at or before p
+            if j >= 0:
+                start, i = starts[j]
+                if p < start + max(self.buffers[i].nbytes, 1):
+                    return ("arena", i, p - start, tuple(a.shape), tuple(a.strides), str(a.dtype))
+            return ("fixed", p, tuple(a.shape), tuple(a.strides), str(a.dtype))
+
+        work = []
+        for action in self.actions:
+            if action[0] == "launch":
+                _, fn, grid, block, args = action
+                work.append(("launch", fn, tuple(grid), tuple(block), tuple(place(a) for a in args)))
+            elif action[0] == "gemm":
+                work.append(("gemm",) + tuple(place(a) for a in action[1:]))
+            else:
+                work.append(("fill", place(action[1]), action[2]))
+        shapes = tuple((tuple(b.shape), str(b.dtype)) for b in self.buffers)
+        outputs = tuple(place(a) for a in self.outputs)
+        return shapes, tuple(work), outputs
+
+
+def _allocations_hook(cupy):
+    """A CuPy memory hook (a context manager) counting the allocations made while it is on."""
+    class CountAllocations(cupy.cuda.MemoryHook):
+        name = "minicnn_step_plan_capture"
+
+        def __init__(self):
+            self.count = 0
+
+        def alloc_preprocess(self, **kwargs):    # cupy.cuda.alloc (any allocator)
+            self.count += 1
+
+        def malloc_preprocess(self, **kwargs):   # the memory pool's malloc
+            self.count += 1
+
+    return CountAllocations()
+
+
+def same_work(a, b):
+    """Whether recordings ``a`` and ``b`` did the same work (so a replay of ``b`` is the next step)."""
+    return a.signature() == b.signature()
+
+
+def as_outputs(arrays):
+    """The step's results as a tuple of arrays (refusing anything else)."""
+    arrays = tuple(arrays)
+    for a in arrays:
+        if not hasattr(a, "shape"):
+            raise TypeError(f"a step plan's outputs must be device arrays, got {type(a).__name__}")
+    return arrays
+
