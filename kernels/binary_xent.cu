@@ -28,6 +28,15 @@ __device__ __forceinline__ float stable_sigmoid(float v)
 // One thread per row: rows are short (a few labels), and each thread sums
 // its row in index order, so the result never depends on timing.
 // ----------------------------------------------------------------------------
+// clip(v, lo, hi) as np.clip computes it: a NaN stays NaN. (fminf/fmaxf return
+// the other operand when one is NaN, which would turn a diverged model's NaN
+// probabilities into a finite loss, and fit could no longer say it diverged.)
+__device__ __forceinline__ float clip_keep_nan(float v, float lo, float hi)
+{
+    return v != v ? v : fminf(fmaxf(v, lo), hi);
+}
+
+
 extern "C" __global__ void binary_xent_loss_rows(
     const float* __restrict__ p, const float* __restrict__ y, float* __restrict__ loss,
     int rows, int cols, float lo, float hi, int from_logits)
@@ -42,7 +51,7 @@ extern "C" __global__ void binary_xent_loss_rows(
             if (from_logits) {
                 total += fmaxf(v, 0.0f) - v * t + log1pf(expf(-fabsf(v)));
             } else {
-                const float q = fminf(fmaxf(v, lo), hi);
+                const float q = clip_keep_nan(v, lo, hi);
                 total += -(t * logf(q) + (1.0f - t) * logf(1.0f - q));
             }
         }

@@ -15,6 +15,14 @@
 
 #define MAX_BLOCK 256  // size of the reduction buffer; the host never launches more
 
+// clip(v, lo, hi) as np.clip computes it: a NaN stays NaN. (fminf/fmaxf return
+// the other operand when one is NaN, which would turn a diverged model's NaN
+// probabilities into a finite loss, and fit could no longer say it diverged.)
+__device__ __forceinline__ float clip_keep_nan(float v, float lo, float hi)
+{
+    return v != v ? v : fminf(fmaxf(v, lo), hi);
+}
+
 
 // ----------------------------------------------------------------------------
 // Block reductions (all threads of the block must call them together)
@@ -73,7 +81,7 @@ extern "C" __global__ void xent_loss_rows(
         s = block_sum(s, red);
         float t = 0.0f;
         for (int j = threadIdx.x; j < cols; j += blockDim.x) {
-            const float q = fminf(fmaxf(p[base + j] / s, lo), hi);
+            const float q = clip_keep_nan(p[base + j] / s, lo, hi);
             t += y[base + j] * logf(q);
         }
         t = block_sum(t, red);
@@ -140,14 +148,14 @@ extern "C" __global__ void xent_backward_rows(
         for (int j = threadIdx.x; j < cols; j += blockDim.x) {
             const float q = p[base + j] / s;
             const float inside = (q >= lo && q <= hi) ? 1.0f : 0.0f;  // clip inactive
-            const float dq = -y[base + j] / fminf(fmaxf(q, lo), hi) * inside / n;
+            const float dq = -y[base + j] / clip_keep_nan(q, lo, hi) * inside / n;
             t += dq * q;
         }
         t = block_sum(t, red);
         for (int j = threadIdx.x; j < cols; j += blockDim.x) {
             const float q = p[base + j] / s;
             const float inside = (q >= lo && q <= hi) ? 1.0f : 0.0f;
-            const float dq = -y[base + j] / fminf(fmaxf(q, lo), hi) * inside / n;
+            const float dq = -y[base + j] / clip_keep_nan(q, lo, hi) * inside / n;
             dp[base + j] = (dq - t) / s;
         }
     }

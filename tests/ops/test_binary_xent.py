@@ -109,3 +109,12 @@ def test_kernels_lists_the_entry_points_this_module_launches():
     source = (loader.KERNEL_DIR / "binary_xent.cu").read_text()
     for kernel in binary_xent.KERNELS:
         assert re.search(rf'extern "C" __global__ void {kernel}\(', source), kernel
+
+
+def test_a_nan_probability_gives_a_nan_loss_on_every_device(impl):
+    # as np.clip does: CUDA's fminf/fmaxf alone would turn the NaN into a finite loss
+    p = np.full((3, 2), 0.5, np.float32)
+    p[2, 1] = np.nan
+    y = np.ones((3, 2), np.float32)
+    loss = backend.to_numpy(binary_xent.loss(backend.asarray(p), backend.asarray(y)))
+    assert np.isnan(loss[2]) and np.isfinite(loss[:2]).all()

@@ -230,3 +230,15 @@ def test_thread_order_check_catches_a_missing_barrier():
         broken.get_function("xent_loss_rows")(
             (3, 1, 1), (softmax_xent.row_block(300), 1, 1),
             (p, y, loss, np.int32(3), np.int32(300), np.float32(EPSILON), np.float32(1 - EPSILON)))
+
+
+def test_a_nan_probability_gives_a_nan_loss_and_gradient_on_every_device(impl):
+    # np.clip keeps NaN; CUDA's fminf/fmaxf would not, and a diverged model's loss would
+    # come out finite on the GPU, so fit could not report that training diverged
+    p = np.full((3, 4), 0.25, np.float32)
+    p[1, 2] = np.nan
+    y = np.eye(4, dtype=np.float32)[[0, 2, 3]]
+    loss = host(softmax_xent.xent_loss(dev(p), dev(y)))
+    assert np.isnan(loss[1]) and np.isfinite(loss[[0, 2]]).all()
+    dp = host(softmax_xent.xent_backward(dev(p), dev(y)))
+    np.testing.assert_array_equal(np.isnan(dp), np.isnan(softmax_xent.xent_backward_reference(p, y)))
