@@ -55,8 +55,8 @@ from minicnn import backend, ops  # noqa: E402
 from minicnn.backend import cupy_check, loader  # noqa: E402
 from minicnn.callbacks import Callback  # noqa: E402
 
-KINDS = ("launches", "gemms", "cupy_ops", "memsets", "h2d", "d2h", "graphs", "allocations", "syncs")
-DEVICE_OPS = ("launches", "gemms", "cupy_ops", "memsets", "h2d", "d2h", "graphs")
+KINDS = ("launches", "gemms", "cupy_ops", "memsets", "copies", "h2d", "d2h", "graphs", "allocations", "syncs")
+DEVICE_OPS = ("launches", "gemms", "cupy_ops", "memsets", "copies", "h2d", "d2h", "graphs")
 
 
 class Counts:
@@ -208,6 +208,12 @@ class FakeCupy:
 
     def add(self, a, b, out=None):
         return np.add(a, b) if out is None else np.add(a, b, out=out)   # counted by DeviceArray
+
+    def copyto(self, dst, src):
+        """cupy.copyto of two contiguous device arrays: one device-to-device copy."""
+        if not (isinstance(dst, DeviceArray) and isinstance(src, DeviceArray)):
+            raise TypeError("copyto: both arrays must be device arrays")
+        COUNTS.add("copies", "cudaMemcpyAsync device->device")
 
     def ones(self, shape, dtype="float32"):
         COUNTS.add("cupy_ops", "cupy fill")
@@ -373,12 +379,14 @@ def report(label, per_step, steady, by_name, us, wall):
     print(f"{label} step, per step (medians over {len(us)} steps"
           f"{'' if steady else '; the counts vary from step to step'}):")
     launches = ", ".join(f"{k} {v}" for k, v in sorted(by_name.items())
-                         if k not in ("cublasSgemm", "cudaMemsetAsync", "cudaGraphLaunch") and not k.startswith(("cupy ", "copy ")))
+                         if k not in ("cublasSgemm", "cudaMemsetAsync", "cudaGraphLaunch", "cudaMemcpyAsync device->device")
+                         and not k.startswith(("cupy ", "copy ")))
     cupy = ", ".join(f"{k[5:]} {v}" for k, v in sorted(by_name.items()) if k.startswith("cupy "))
     rows = [("kernel launches", per_step["launches"], launches),
             ("cuBLAS GEMMs", per_step["gemms"], ""),
             ("CuPy kernels", per_step["cupy_ops"], cupy),
             ("memsets", per_step["memsets"], ""),
+            ("device-to-device copies", per_step["copies"], ""),
             ("host->device copies", per_step["h2d"], ""),
             ("device->host copies", per_step["d2h"], ""),
             ("CUDA graph launches", per_step["graphs"], ""),

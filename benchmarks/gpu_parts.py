@@ -180,10 +180,15 @@ class CountingXp:
     def __getattr__(self, name):
         return getattr(self._xp, name)
 
-    def matmul(self, a, b):
+    def matmul(self, a, b, out=None):
         self._counts["gemms"] += 1
-        self._counts["allocations"] += 1   # its result
-        return self._xp.matmul(a, b)
+        if out is None:
+            self._counts["allocations"] += 1   # its result
+        return self._xp.matmul(a, b, out=out)
+
+    def copyto(self, dst, src):
+        self._counts["copies"] += 1
+        return self._xp.copyto(dst, src)
 
     def empty(self, shape, dtype="float32"):
         self._counts["allocations"] += 1
@@ -251,7 +256,7 @@ class StepWindow(Callback):
 def nosync(args):
     name = "emulator" if args.emulator else "cupy"
     # allocations: the ops' empty/zeros and GEMM outputs; pool mallocs: every CuPy allocation
-    counts = dict.fromkeys(("launches", "gemms", "allocations", "read-backs", "pool mallocs"), 0)
+    counts = dict.fromkeys(("launches", "gemms", "copies", "allocations", "read-backs", "pool mallocs"), 0)
     hooks = contextlib.nullcontext()
     if args.emulator:
         guard = contextlib.nullcontext

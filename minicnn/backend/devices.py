@@ -42,6 +42,10 @@ class CpuDevice:
     def zeros(self, shape, dtype="float32"):
         return np.zeros(shape, dtype=dtype)
 
+    def copy(self, dst, src):
+        """Copy ``src`` into ``dst`` (same shape), no allocation."""
+        np.copyto(dst, src)
+
 
 class CudaDevice:
     """Our CUDA kernels on ``xp`` arrays: ``cupy`` on a GPU, or ``numpy`` in the emulator."""
@@ -81,12 +85,22 @@ class CudaDevice:
         self.recording.fill(a, 0)   # a replay clears it again: a memset in the plan
         return a
 
-    def matmul(self, a, b):
-        """``a @ b`` of two 2-D float32 arrays (a cuBLAS GEMM; views such as ``x.T`` are
-        read in place): the one way the ops multiply matrices, so a step plan sees it."""
+    def copy(self, dst, src):
+        """Copy device array ``src`` into ``dst`` (same shape; a device-to-device copy, which
+        a step plan records)."""
         if self.recording is None:
-            return self.xp.matmul(a, b)
-        out = self.empty((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype))
+            self.xp.copyto(dst, src)
+        else:
+            self.recording.copy(dst, src)
+
+    def matmul(self, a, b, out=None):
+        """``a @ b`` of two 2-D float32 arrays (a cuBLAS GEMM; views such as ``x.T`` are
+        read in place), into ``out`` when given (e.g. a view of a model's flat gradient
+        buffer): the one way the ops multiply matrices, so a step plan sees it."""
+        if self.recording is None:
+            return self.xp.matmul(a, b, out=out)
+        if out is None:
+            out = self.empty((a.shape[0], b.shape[1]), np.result_type(a.dtype, b.dtype))
         self.recording.gemm(a, b, out)
         return out
 

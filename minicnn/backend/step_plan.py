@@ -3,7 +3,8 @@
 While a :class:`Recording` is the device's ``recording`` (``CudaDevice.recording``),
 the step runs as usual, and the device notes, in order, every buffer it
 allocates (``device.empty`` / ``zeros``: the plan's arena), every zero fill,
-every kernel launch (``device.launch``) and every GEMM (``device.matmul``).
+every device-to-device copy (``device.copy``), every kernel launch
+(``device.launch``) and every GEMM (``device.matmul``).
 Replaying the notes repeats the step's work on the same buffers, without
 any of minicnn's Python: on the emulator launch by launch, on CuPy as one
 CUDA graph captured once (:meth:`Recording.capture`; launch by launch if the
@@ -46,7 +47,8 @@ class Recording:
     def __init__(self, device):
         self.device = device
         self.buffers = []   # arrays allocated during the step, in order: the arena
-        self.actions = []   # ('fill', a, value) | ('launch', fn, grid, block, args) | ('gemm', a, b, out)
+        self.actions = []   # ('fill', a, value) | ('copy', dst, src) | ('launch', fn, grid, block, args)
+        #                     | ('gemm', a, b, out)
         self.outputs = ()   # the step's results (arrays the replay writes again)
         self.graph = None   # CuPy only: the CUDA graph of the actions, once captured
 
@@ -68,6 +70,10 @@ class Recording:
     def fill(self, a, value):
         a.fill(value)
         self.actions.append(("fill", a, value))
+
+    def copy(self, dst, src):
+        self.device.xp.copyto(dst, src)
+        self.actions.append(("copy", dst, src))
 
     def gemm(self, a, b, out):
         self.device.xp.matmul(a, b, out=out)
@@ -92,6 +98,8 @@ class Recording:
                 action[1](action[2], action[3], action[4])
             elif kind == "gemm":
                 matmul(action[1], action[2], out=action[3])
+            elif kind == "copy":
+                self.device.xp.copyto(action[1], action[2])
             else:
                 action[1].fill(action[2])
 
@@ -151,8 +159,8 @@ class Recording:
             if action[0] == "launch":
                 _, fn, grid, block, args = action
                 work.append(("launch", fn, tuple(grid), tuple(block), tuple(place(a) for a in args)))
-            elif action[0] == "gemm":
-                work.append(("gemm",) + tuple(place(a) for a in action[1:]))
+            elif action[0] in ("gemm", "copy"):
+                work.append((action[0],) + tuple(place(a) for a in action[1:]))
             else:
                 work.append(("fill", place(action[1]), action[2]))
         shapes = tuple((tuple(b.shape), str(b.dtype)) for b in self.buffers)

@@ -16,6 +16,10 @@ The contract (documented here once; models rely on nothing else):
   weights alone; ``trainable_weights`` / ``non_trainable_weights`` list them
   (``add_weight(..., trainable=False)`` makes a weight that is never trained,
   such as a running statistic). ``summary()`` counts both.
+- weights are read from ``weights`` (``self.weight('kernel')``) on every call,
+  not kept in attributes: a model moves its trainable weights into one flat
+  buffer (minicnn/models/flat_weights.py). A custom layer that does keep
+  ``self.w = self.add_weight(...)`` still trains, one variable at a time.
 - ``output_activation``: the activation the output went through last, if any
   ('softmax', ...): the loss uses it to fuse its gradient with the
   activation's (softmax + cross-entropy), so a layer never needs to know the
@@ -93,6 +97,8 @@ class Layer:
         self._declared_input_shape = self._check_input_shape(input_shape)
         self.trainable = bool(trainable)
         self.weights = []   # backend arrays, in Keras order
+        self._weight_names = []  # their names ('kernel', 'bias', ...): properties read weights by name
+        self._gradient_storage = {}  # weight index -> where backward may write its gradient
         self.grads = []     # filled by backward, same order as weights
         self._weight_trainable = []  # per weight: may an optimizer change it?
         self._regularized = []  # (weight index, regularizer) from add_weight(..., regularizer=)
@@ -137,20 +143,52 @@ class Layer:
         return ctx
 
     # -- weights ---------------------------------------------------------------
-    def add_weight(self, shape, initializer="glorot_uniform", trainable=True, regularizer=None):
+    def add_weight(self, shape, initializer="glorot_uniform", trainable=True, regularizer=None, name=None):
         """A new weight of ``shape``, on the backend, as Keras's ``add_weight``.
 
         ``initializer``: a name ('zeros', 'ones', 'glorot_uniform', ...) or a
         function of the shape. ``regularizer``: a minicnn.regularizers object
         (or name) whose penalty joins the loss while the weight is trained.
-        Example: ``self.add_weight((units,), 'zeros')``."""
+        ``name``: how the layer finds it again (``self.weight("kernel")``).
+        Example: ``self.add_weight((units,), 'zeros', name='bias')``."""
         regularizer = regularizers.get(regularizer)
         value = backend.asarray(initializers.get(initializer)(tuple(shape)), self.dtype)
         self.weights.append(value)
+        self._weight_names.append(name)
         self._weight_trainable.append(bool(trainable))
         if regularizer is not None:
             self._regularized.append((len(self.weights) - 1, regularizer))
         return value
+
+    def weight(self, name):
+        """The weight called ``name`` in ``add_weight``, or None (e.g. no bias).
+
+        Layers read their weights through this on every call rather than
+        keeping the arrays in attributes: a model may move a weight into one
+        flat buffer (``move_weight``), and an attribute would keep the old array."""
+        names = self._weight_names
+        return self.weights[names.index(name)] if name in names else None
+
+    def move_weight(self, i, storage):
+        """Move weight ``i`` into ``storage`` (an array of its shape and dtype, e.g. a view
+        of a model's flat buffer): its values are copied there and ``weights[i]`` becomes
+        ``storage``. Used by :class:`minicnn.models.flat_weights.FlatWeights`."""
+        old = self.weights[i]
+        if tuple(storage.shape) != tuple(old.shape) or storage.dtype != old.dtype:
+            raise ValueError(f"{self.name}: weight {i} is {tuple(old.shape)} {old.dtype}; cannot move it "
+                             f"into storage {tuple(storage.shape)} {storage.dtype}")
+        storage[...] = old
+        self.weights[i] = storage
+
+    def store_gradient_in(self, i, storage):
+        """Let backward write weight ``i``'s gradient straight into ``storage`` (an array of
+        its shape, e.g. a view of a model's flat gradient buffer) where its op can."""
+        self._gradient_storage[i] = storage
+
+    def gradient_storage(self, name):
+        """Where the gradient of weight ``name`` may be written (``store_gradient_in``), or None."""
+        names = self._weight_names
+        return self._gradient_storage.get(names.index(name)) if name in names else None
 
     # -- regularization (the penalties of add_weight(..., regularizer=)) ------------
     def regularization_penalties(self):
@@ -245,6 +283,8 @@ class Layer:
     def _unbuild(self):
         """Back to the state before build (used when building a model fails part-way)."""
         self.weights = []
+        self._weight_names = []
+        self._gradient_storage = {}
         self.grads = []
         self._weight_trainable = []
         self._regularized = []
@@ -299,6 +339,14 @@ class ActivatedLayer(Layer):
     def output_activation(self):
         return self.activation
 
+    @property
+    def kernel(self):
+        return self.weight("kernel")
+
+    @property
+    def bias(self):
+        return self.weight("bias")
+
     def forward(self, x, training=False):
         z, ctx = self._linear_forward(x, training)
         # Only a training forward keeps what backward needs (backward drops it
@@ -313,7 +361,8 @@ class ActivatedLayer(Layer):
 
     def backward(self, dout, need_dx=True):
         self._require_training_forward()
-        dz, db = bias_act.backward(dout, self._a, self.activation, self.use_bias)
+        dz, db = bias_act.backward(dout, self._a, self.activation, self.use_bias,
+                                   db_out=self.gradient_storage("bias"))
         return self._backward_from(dz, db, need_dx)
 
     def backward_from_preactivation(self, dz, need_dx=True):
@@ -322,7 +371,7 @@ class ActivatedLayer(Layer):
         Used when the loss fuses its gradient with the output's activation
         (softmax + cross-entropy: dL/dz = (p - y) / batch)."""
         self._require_training_forward()
-        _, db = bias_act.backward(dz, self._a, "linear", self.use_bias)
+        _, db = bias_act.backward(dz, self._a, "linear", self.use_bias, db_out=self.gradient_storage("bias"))
         return self._backward_from(dz, db, need_dx)
 
     def _require_training_forward(self):

@@ -62,7 +62,6 @@ class BatchNormalization(Layer):
         self.gamma_initializer = initializers.get(gamma_initializer)
         self.moving_mean_initializer = initializers.get(moving_mean_initializer)
         self.moving_variance_initializer = initializers.get(moving_variance_initializer)
-        self.gamma = self.beta = self.moving_mean = self.moving_variance = None
         self._ctx = None
 
     def get_config(self):
@@ -96,16 +95,18 @@ class BatchNormalization(Layer):
     def build(self, input_shape):
         shape = (input_shape[self._channel_axis(input_shape)],)
         if self.scale:
-            self.gamma = self.add_weight(shape, self.gamma_initializer)
+            self.add_weight(shape, self.gamma_initializer, name="gamma")
         if self.center:
-            self.beta = self.add_weight(shape, self.beta_initializer)
-        self.moving_mean = self.add_weight(shape, self.moving_mean_initializer, trainable=False)
-        self.moving_variance = self.add_weight(shape, self.moving_variance_initializer, trainable=False)
+            self.add_weight(shape, self.beta_initializer, name="beta")
+        self.add_weight(shape, self.moving_mean_initializer, trainable=False, name="moving_mean")
+        self.add_weight(shape, self.moving_variance_initializer, trainable=False, name="moving_variance")
         super().build(input_shape)
 
-    def _unbuild(self):
-        super()._unbuild()
-        self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+    # the weights, read from ``weights`` by name on every use (see Layer.weight)
+    gamma = property(lambda self: self.weight("gamma"))
+    beta = property(lambda self: self.weight("beta"))
+    moving_mean = property(lambda self: self.weight("moving_mean"))
+    moving_variance = property(lambda self: self.weight("moving_variance"))
 
     def forward(self, x, training=False):
         batch_stats = bool(training) and self.trainable   # Keras 3: a frozen layer runs in inference mode

@@ -66,10 +66,11 @@ class Conv2D(ActivatedLayer):
         _, self.pads = window_geometry(input_shape, self.kernel_size, self.strides, self.padding, self.name,
                                        dilation=self.dilation_rate)
         kh, kw = self.kernel_size
-        self.kernel = self.add_weight((kh, kw, input_shape[-1], self.filters), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
-        self.bias = self.add_weight((self.filters,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+        self.add_weight((kh, kw, input_shape[-1], self.filters), self.kernel_initializer,
+                        regularizer=self.kernel_regularizer, name="kernel")
+        if self.use_bias:
+            self.add_weight((self.filters,), self.bias_initializer,
+                            regularizer=self.bias_regularizer, name="bias")
         super().build(input_shape)
 
     def _linear_forward(self, x, training):
@@ -77,4 +78,4 @@ class Conv2D(ActivatedLayer):
                               dilation=self.dilation_rate)
 
     def _linear_backward(self, dz, ctx, need_dx):
-        return conv2d.backward(dz, ctx, self.kernel, need_dx=need_dx)
+        return conv2d.backward(dz, ctx, self.kernel, need_dx=need_dx, dw_out=self.gradient_storage("kernel"))

@@ -52,17 +52,18 @@ class Dense(ActivatedLayer):
 
     def build(self, input_shape):
         self.compute_output_shape(input_shape)
-        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
-                                      regularizer=self.kernel_regularizer)
-        self.bias = self.add_weight((self.units,), self.bias_initializer,
-                                    regularizer=self.bias_regularizer) if self.use_bias else None
+        self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                        regularizer=self.kernel_regularizer, name="kernel")
+        if self.use_bias:
+            self.add_weight((self.units,), self.bias_initializer,
+                            regularizer=self.bias_regularizer, name="bias")
         super().build(input_shape)
 
     def _linear_forward(self, x, training):
         return dense.forward(x, self.kernel), x  # backward needs x
 
     def _linear_backward(self, dz, x, need_dx):
-        return dense.backward(dz, x, self.kernel, need_dx=need_dx)
+        return dense.backward(dz, x, self.kernel, need_dx=need_dx, dw_out=self.gradient_storage("kernel"))
 
 
 class Flatten(Layer):

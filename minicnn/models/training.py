@@ -21,6 +21,7 @@ from .. import metrics as metric_lib   # compile's argument is named metrics, as
 from .data_checks import as_number_array, check_sample_weight, require_finite, require_samples, \
     sparse_labels_to_onehot
 from .fit_api import FitMixin
+from .flat_weights import FlatWeights
 from .step_plan import StepPlans
 
 
@@ -37,6 +38,7 @@ class TrainingMixin(FitMixin):
         self.history = None
         self.stop_training = False  # a callback sets it to end fit after this batch / epoch
         self._step_plans = StepPlans()   # fit's recorded steps on a CUDA device (MINICNN_STEP_PLAN)
+        self._flat = None   # the trainable weights' flat buffers (flat_weights.py), once made
 
     # -- compile ---------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -78,6 +80,20 @@ class TrainingMixin(FitMixin):
         self._metric_names = [metric_lib.serialize(m) for m in specs]
         self._metrics = None
         self._step_plans.clear()   # recorded with the old optimizer, loss and metrics
+        if self.built:
+            self._flat_weights()   # before anything (loading a saved optimizer) builds the optimizer
+
+    def _flat_weights(self):
+        """The trainable weights' :class:`FlatWeights`, made while the optimizer is not
+        built yet (its state must be built on the flat views), else None: the optimizer
+        then updates the weights one variable at a time, as it was built to."""
+        layers = self._compute_layers
+        if self._flat is not None and self._flat.holds(layers):
+            return self._flat
+        if self.optimizer is None or self.optimizer.built:
+            return None
+        self._flat = FlatWeights.of(layers)
+        return self._flat
 
     def _require_compiled(self, what):
         if self.optimizer is None:
@@ -102,6 +118,7 @@ class TrainingMixin(FitMixin):
             raise ValueError(f"{where}: x must have a batch axis. Received a scalar: {x!r}")
         self._ensure_built_for(x.shape)
         self._require_built(where)
+        self._flat_weights()   # the model is built: flat buffers before the first step
         expected = self.input_shape
         if tuple(x.shape[1:]) != tuple(expected[1:]) or x.ndim != len(expected):
             hint = ""
@@ -178,7 +195,10 @@ class TrainingMixin(FitMixin):
                 if getattr(layer, "_regularized", None):
                     layer.add_regularization_gradients()
         pairs = [pair for layer in self._compute_layers for pair in layer.gradients_and_weights()]
-        if pairs:
+        flat = self._flat_weights()
+        if flat is not None and flat.gather_gradients(pairs):
+            self.optimizer.apply_flat(flat, batch_size=len(xb))   # one update over every weight
+        elif pairs:
             self.optimizer.apply_gradients(pairs)
         return sums
 

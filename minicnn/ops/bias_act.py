@@ -77,8 +77,7 @@ _ONE = np.float32(1)
 # 1. checks (every device)
 # ----------------------------------------------------------------------------
 def check_activation(op, activation, params=None):
-    """The activation's arguments, defaults filled in, or an error naming the op
-    (an unknown name lists ACTIVATIONS)."""
+    """The activation's arguments, defaults filled in, or an error naming the op (and ACTIVATIONS)."""
     return act_ops.check_params(op, activation, params or {})
 
 
@@ -112,7 +111,7 @@ def check(z, b, activation, op="bias_act", params=None):
     return params
 
 
-def check_backward(da, ctx, activation, op="bias_act backward", params=None, has_bias=False):
+def check_backward(da, ctx, activation, op="bias_act backward", params=None, has_bias=False, db_out=None):
     """The checks of backward; ctx is named a (the five) or u (the others) in errors."""
     params = check_activation(op, activation, params)
     name = "a" if act_ops.is_bias_act_own(activation, params) else "u"
@@ -122,6 +121,8 @@ def check_backward(da, ctx, activation, op="bias_act backward", params=None, has
     if da.ndim < 1:
         raise ValueError(f"{op}: da must have at least one axis. Received: da.shape={tuple(da.shape)}")
     require_shape(op, name, ctx, da.shape)
+    if db_out is not None:
+        require_shape(op, "db_out", require_array(op, "db_out", db_out, 1), da.shape[-1:])
     if activation == "softmax":
         _check_axis(op, params, da.shape, has_bias)
     return params
@@ -156,16 +157,17 @@ def activate(x, activation, training=False, **params):
     return y, (ctx if training else None)
 
 
-def backward(da, ctx, activation, has_bias, **params):
-    """``(dz, db or None)`` from the upstream gradient da and forward's context ctx."""
-    params = check_backward(da, ctx, activation, params=params, has_bias=has_bias)
+def backward(da, ctx, activation, has_bias, db_out=None, **params):
+    """``(dz, db or None)`` from the upstream gradient da and forward's context ctx; the CUDA
+    path writes db into ``db_out`` when given (a view of a model's flat gradient buffer)."""
+    params = check_backward(da, ctx, activation, params=params, has_bias=has_bias, db_out=db_out)
     if not act_ops.is_bias_act_own(activation, params):
         dz = act_ops.backward(da, ctx, activation, params)
-        return dz, (_column_sum(dz) if has_bias else None)
+        return dz, (_column_sum(dz, db_out) if has_bias else None)
     if activation == "softmax" and params["axis"] % da.ndim != da.ndim - 1:
         return _on_last_axis(lambda d, a: _backward_own(d, a, "softmax", False)[0],
                              params["axis"], da, ctx), None
-    return _backward_own(da, ctx, activation, has_bias)
+    return _backward_own(da, ctx, activation, has_bias, db_out)
 
 
 def _forward_own(z, b, activation, params):
@@ -179,10 +181,10 @@ def _forward_own(z, b, activation, params):
     return forward_reference(z, b, activation)
 
 
-def _backward_own(da, a, activation, has_bias):
+def _backward_own(da, a, activation, has_bias, db_out=None):
     device = backend.device()
     if device.kind == "cuda":
-        return _backward_cuda(device, da, a, activation, has_bias)
+        return _backward_cuda(device, da, a, activation, has_bias, db_out)
     if _cpu_fast_backward(da, a, activation, has_bias):
         return _backward_cpu(da, a, activation, has_bias)
     return backward_reference(da, a, activation, has_bias)
@@ -195,11 +197,11 @@ def _on_last_axis(fn, axis, *arrays):
     return xp.ascontiguousarray(xp.moveaxis(fn(*moved), -1, axis))
 
 
-def _column_sum(dz):
-    """dz summed over all axes but the last (the bias gradient)."""
+def _column_sum(dz, out=None):
+    """dz summed over all axes but the last (the bias gradient; into ``out`` on CUDA)."""
     device = backend.device()
     if device.kind == "cuda":
-        return _column_sum_cuda(device, "bias_act backward", dz)
+        return _column_sum_cuda(device, "bias_act backward", dz, out=out)
     return _sum_rows(dz)
 
 
@@ -403,10 +405,11 @@ def _forward_cuda(device, z, b, activation):
     return z
 
 
-def _backward_cuda(device, da, a, activation, has_bias):
+def _backward_cuda(device, da, a, activation, has_bias, db_out=None):
     op = "bias_act backward"
-    device.require(op, "da", da)
-    device.require(op, "a", a)
+    for name, arr in (("da", da), ("a", a), ("db_out", db_out)):
+        if arr is not None:
+            device.require(op, name, arr)
     cols = da.shape[-1]
     if activation == "linear":
         dz = da
@@ -417,17 +420,18 @@ def _backward_cuda(device, da, a, activation, has_bias):
             _rows_launch(device, op, "softmax_backward_rows", rows, cols,
                          (da, a, dz, np.int32(rows), np.int32(cols)))
         elif da.size and has_bias:   # dz computed in the bias gradient's first pass
-            return dz, _column_sum_cuda(device, op, dz, fold=(da, a, np.int32(ACT_CODES[activation])))
+            return dz, _column_sum_cuda(device, op, dz, fold=(da, a, np.int32(ACT_CODES[activation])),
+                                        out=db_out)
         elif da.size:
             device.launch(op, "bias_act", "act_backward", grid_1d(da.size), (BLOCK_1D, 1, 1),
                           (da, a, dz, np.int32(da.size), np.int32(ACT_CODES[activation])))
-    return dz, (_column_sum_cuda(device, op, dz) if has_bias else None)
+    return dz, (_column_sum_cuda(device, op, dz, out=db_out) if has_bias else None)
 
 
-def _column_sum_cuda(device, op, a, fold=None):
+def _column_sum_cuda(device, op, a, fold=None, out=None):
     """a summed over all axes but the last, in two passes without float atomics:
-    pass 1 sums chunks of rows per 32-column strip, pass 2 adds the chunks in order.
-    ``fold=(da, y, code)``: pass 1 first writes a = da * act'(y) (act_backward folded in)."""
+    pass 1 sums chunks of rows per 32-column strip, pass 2 adds the chunks in order into
+    ``out`` (if given). ``fold=(da, y, code)``: pass 1 first writes a = da * act'(y)."""
     cols = a.shape[-1]
     rows = a.size // cols if cols else 0
     if cols == 0 or rows == 0:
@@ -439,7 +443,8 @@ def _column_sum_cuda(device, op, a, fold=None):
         ("act_backward_column_partials", (fold[0], fold[1], a), (fold[2],))
     device.launch(op, "bias_act", kernel, (-(-cols // COLSUM_COLS), nchunks, 1), (COLSUM_COLS, COLSUM_LANES, 1),
                   inputs + (partial, np.int32(rows), np.int32(cols), np.int32(rows_per_chunk)) + code)
-    out = device.empty((cols,))
+    if out is None:
+        out = device.empty((cols,))
     device.launch(op, "bias_act", "column_sum_finish", grid_1d(cols), (BLOCK_1D, 1, 1),
                   (partial, out, np.int32(nchunks), np.int32(cols)))
     return out

@@ -121,15 +121,20 @@ def forward(x, w, strides, pads, training=False, dilation=(1, 1)):
     return y, Context(x, g, patches if training else None)
 
 
-def backward(dy, ctx, w, need_dx=True):
-    """``(dx or None, dw)`` for the forward that returned ``ctx``."""
+def backward(dy, ctx, w, need_dx=True, dw_out=None):
+    """``(dx or None, dw)`` for the forward that returned ``ctx``.
+
+    ``dw_out``: an array of w's shape (say, a view of a model's flat gradient buffer)
+    that the CUDA path's GEMM writes dw into, saving a copy; the CPU paths return a new dw."""
     g = ctx.g
     require_array("conv2d backward", "dy", dy, 4)
     require_shape("conv2d backward", "dy", dy, (g.n, g.oh, g.ow, g.f))
     require_shape("conv2d backward", "w", w, (g.kh, g.kw, g.c, g.f))
+    if dw_out is not None:
+        require_shape("conv2d backward", "dw_out", dw_out, tuple(w.shape))
     device = backend.device()
     if device.kind == "cuda":
-        return _backward_cuda(device, dy, ctx, w, need_dx)
+        return _backward_cuda(device, dy, ctx, w, need_dx, dw_out)
     if _cpu_fast(dy, ctx.x, w):
         return _backward_cpu(dy, ctx, w, need_dx)
     return backward_reference(dy, ctx.x, w, (g.sh, g.sw), g.pads, need_dx, (g.dh, g.dw))
@@ -399,12 +404,17 @@ def _forward_cuda(device, x, w, g):
     return y.reshape(g.n, g.oh, g.ow, g.f), col
 
 
-def _backward_cuda(device, dy, ctx, w, need_dx):
+def _backward_cuda(device, dy, ctx, w, need_dx, dw_out=None):
     g = ctx.g
     device.require("conv2d backward", "dy", dy)
     col = ctx.patches if ctx.patches is not None else _im2col_cuda(device, ctx.x, g)
     dy2 = dy.reshape(-1, g.f)
-    dw = device.matmul(col.T, dy2).reshape(w.shape)
+    if dw_out is None:
+        dw = device.matmul(col.T, dy2).reshape(w.shape)
+    else:   # the GEMM writes the (KH*KW*C, F) matrix view of dw_out; dw_out itself is returned
+        device.require("conv2d backward", "dw_out", dw_out)
+        device.matmul(col.T, dy2, out=dw_out.reshape(-1, g.f))
+        dw = dw_out
     if not need_dx:
         return None, dw
     dcol = device.matmul(dy2, w.reshape(g.kh * g.kw * g.c, g.f).T)

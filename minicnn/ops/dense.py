@@ -83,26 +83,31 @@ def _forward_rows(x, w):
     return forward_reference(x, w)
 
 
-def backward(dy, x, w, need_dx=True):
-    """``(dx or None, dw)`` for y = x @ w: dw = x^T dy, dx = dy w^T."""
+def backward(dy, x, w, need_dx=True, dw_out=None):
+    """``(dx or None, dw)`` for y = x @ w: dw = x^T dy, dx = dy w^T.
+
+    ``dw_out``: an array of w's shape (say, a view of a model's flat gradient buffer)
+    that the CUDA path's GEMM writes dw into, saving a copy; the CPU paths return a new dw."""
     op = "dense backward"
     check(x, w, op)
     require_array(op, "dy", dy, x.ndim)
     require_same_dtype(op, dy=dy, x=x)
     require_shape(op, "dy", dy, tuple(x.shape[:-1]) + (w.shape[1],))
+    if dw_out is not None:
+        require_shape(op, "dw_out", dw_out, tuple(w.shape))
     if x.ndim > 2:
-        dx, dw = _backward_rows(_rows(dy), _rows(x), w, need_dx)
+        dx, dw = _backward_rows(_rows(dy), _rows(x), w, need_dx, dw_out)
         return (dx.reshape(x.shape) if need_dx else None), dw
-    return _backward_rows(dy, x, w, need_dx)
+    return _backward_rows(dy, x, w, need_dx, dw_out)
 
 
-def _backward_rows(dy, x, w, need_dx):
+def _backward_rows(dy, x, w, need_dx, dw_out=None):
     op = "dense backward"
     device = backend.device()
     if device.kind == "cuda":
-        for name, a in (("dy", dy), ("x", x), ("w", w)):
+        for name, a in (("dy", dy), ("x", x), ("w", w)) + ((("dw_out", dw_out),) if dw_out is not None else ()):
             device.require(op, name, a)
-        dw = device.matmul(x.T, dy)
+        dw = device.matmul(x.T, dy, out=dw_out)
         return (device.matmul(dy, w.T) if need_dx else None), dw
     if _cpu_fast(dy, x, w):
         from ..backend.cpu import runtime

@@ -28,7 +28,7 @@ class Adagrad(Optimizer):
         return self.initial_accumulator_value
 
     def _update(self, var, grad, slot, lr):
-        ops.adagrad_update(var, grad, self._slots["accumulator"][slot], lr, self.epsilon)
+        ops.adagrad_update(var, grad, self._slot("accumulator", slot), lr, self.epsilon)
 
     def _own_config(self):
         return {"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon}
@@ -61,8 +61,8 @@ class Adadelta(Optimizer):
         return [("accumulated_grad", "accumulated_delta_var")]
 
     def _update(self, var, grad, slot, lr):
-        ops.adadelta_update(var, grad, self._slots["accumulated_grad"][slot],
-                            self._slots["accumulated_delta_var"][slot], lr, self.rho, self.epsilon)
+        ops.adadelta_update(var, grad, self._slot("accumulated_grad", slot),
+                            self._slot("accumulated_delta_var", slot), lr, self.rho, self.epsilon)
 
     def _own_config(self):
         return {"rho": self.rho, "epsilon": self.epsilon}

@@ -51,8 +51,8 @@ class Adam(Optimizer):
         t = self._step(dt)
         beta_1_power, beta_2_power = power(dt(self.beta_1), t), power(dt(self.beta_2), t)
         alpha = lr * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
-        vhat = self._slots["velocity_hat"][slot] if self.amsgrad else None
-        ops.adam_update(var, grad, self._slots["momentum"][slot], self._slots["velocity"][slot],
+        vhat = self._slot("velocity_hat", slot) if self.amsgrad else None
+        ops.adam_update(var, grad, self._slot("momentum", slot), self._slot("velocity", slot),
                         alpha, self.beta_1, self.beta_2, self.epsilon, vhat)
 
     def _own_config(self):
@@ -104,7 +104,7 @@ class Adamax(Optimizer):
     def _update(self, var, grad, slot, lr):
         dt = var.dtype.type
         one_minus_b1_power = dt(1) - power(dt(self.beta_1), self._step(dt))
-        ops.adamax_update(var, grad, self._slots["momentum"][slot], self._slots["norm"][slot], lr,
+        ops.adamax_update(var, grad, self._slot("momentum", slot), self._slot("norm", slot), lr,
                           self.beta_1, self.beta_2, self.epsilon, one_minus_b1_power)
 
     def _own_config(self):
@@ -170,7 +170,7 @@ class Nadam(Optimizer):
         prod_next = prod * mu_next
         beta_2_power = power(dt(self.beta_2), self._step(dt))
         # Keras's nadam.py rounds the betas to the dtype BEFORE 1 - beta (Adam's does not)
-        ops.nadam_update(var, grad, self._slots["momentum"][slot], self._slots["velocity"][slot], lr,
+        ops.nadam_update(var, grad, self._slot("momentum", slot), self._slot("velocity", slot), lr,
                          dt(1) - dt(self.beta_1), dt(1) - dt(self.beta_2), self.epsilon,
                          mu_next, dt(1) - prod_next, dt(1) - mu, dt(1) - prod, dt(1) - beta_2_power)
 

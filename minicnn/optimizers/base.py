@@ -12,6 +12,11 @@ One ``apply_gradients([(grad, var), ...])`` call, as in ``keras/src/optimizers/b
 4. the optimizer's own update of each variable (one fused op per variable: minicnn/ops);
 5. ``iterations += 1``.
 
+A model's training step calls ``apply_flat`` instead: its trainable weights and gradients
+are views of two flat buffers (minicnn/models/flat_weights.py) and the slots are built with
+the same layout, so steps 2-4 are one op each over every parameter at once (one kernel
+launch for the whole update on a GPU), with the same bits as one op per variable.
+
 The learning rate is a float or a :mod:`~minicnn.optimizers.schedules` schedule, which is
 asked for the rate at ``iterations`` before each update. Keras 2's ``decay=`` (which Keras
 3 ignores) is applied as tf.keras 2 applied it: ``lr / (1 + decay * iterations)``. The
@@ -69,6 +74,15 @@ def _optional(owner, name, value):
     return None if value is None else check_hyperparameter(owner, name, value)
 
 
+def _split(flat, variables):
+    """Views of 1-D ``flat``: one per variable, shaped as it, one after the other."""
+    views, start = [], 0
+    for v in variables:
+        views.append(flat[start:start + v.size].reshape(v.shape))
+        start += v.size
+    return views
+
+
 class Optimizer:
     """Base class of the optimizers: state, clipping, weight decay, schedules, configs.
 
@@ -115,6 +129,7 @@ class Optimizer:
         self.built = False
         self._variables = None  # the variables this optimizer was built for, in slot order
         self._slots = {}        # slot name -> one array per variable, on the variables' device
+        self._flat_slots = {}   # slot name -> the one buffer those arrays are views of (one dtype)
 
     # -- the learning rate --------------------------------------------------------
     def _checked_learning_rate(self, value):
@@ -184,6 +199,35 @@ class Optimizer:
         slots = [self._slot_of(var) for _, var in pairs]   # unknown variables refused before any change
         grads = [g if g.dtype == v.dtype else g.astype(v.dtype) for g, v in pairs]
         variables = [v for _, v in pairs]
+        if self._aggregates():   # one flat buffer for the hook, then views of it again
+            xp = backend.device().xp
+            flat = self._aggregate_gradients(xp.concatenate([g.reshape(-1) for g in grads]), None)
+            grads = _split(flat, variables)
+        self._step_all(grads, variables, slots)
+
+    def apply_flat(self, flat, batch_size=None):
+        """One step for a model's :class:`~minicnn.models.flat_weights.FlatWeights`: the
+        gradients (already in ``flat.grads``) go through ``_aggregate_gradients`` once,
+        then, unless ``clipnorm`` needs each variable's own norm, clipping, weight decay
+        and the update each run as ONE op over the whole flat buffer (the slots share
+        the parameters' layout: see ``build``). ``batch_size``: the samples the
+        gradients are a mean over (for data-parallel weighting)."""
+        if not self.built:
+            self.build(flat.variables)
+        variables = self._variables
+        if not self._flat_slots or len(variables) != len(flat.variables) or any(
+                a is not b for a, b in zip(variables, flat.variables)):
+            # built for other variables (say, before a layer was frozen): one variable at a time
+            return self.apply(flat.grad_views, flat.variables)
+        grad = self._aggregate_gradients(flat.grads, batch_size)
+        if self.clipnorm:
+            self._step_all(_split(grad, variables), variables, range(len(variables)))
+        else:
+            self._step_all([grad], [flat.params], [None])
+
+    def _step_all(self, grads, variables, slots):
+        """Clip, decay and update ``variables`` (slot indices ``slots``; None: the flat
+        slots), then count the step. Everything is checked already."""
         grads = self._clip(grads)
         if self.weight_decay:
             for var in variables:
@@ -192,6 +236,17 @@ class Optimizer:
         for grad, var, slot in zip(grads, variables, slots):
             self._update(var, grad, slot, self._step_learning_rate(var.dtype.type))
         self.iterations += 1
+
+    def _aggregate_gradients(self, flat_grad, batch_size):
+        """A hook, called once per step before clipping: ``flat_grad`` is ONE 1-D array with
+        all of this step's gradients (variable order), ``batch_size`` the samples they are
+        a mean over (None: unknown). Returns the gradients to use, in place where it can.
+        :func:`minicnn.distributed.DistributedOptimizer` averages them over the workers
+        here; a single process uses them as they are."""
+        return flat_grad
+
+    def _aggregates(self):
+        return type(self)._aggregate_gradients is not Optimizer._aggregate_gradients
 
     def _clip(self, grads):
         """Keras's _clip_gradients: at most one of clipnorm, global_clipnorm, clipvalue (0: off)."""
@@ -221,15 +276,29 @@ class Optimizer:
             return
         self._variables = list(variables)
         device = backend.device()
-        self._slots = {}
+        # one flat buffer per slot name, laid out as the variables one after the other (as a
+        # model's FlatWeights lays out its parameters), and a view of it per variable
+        dtypes = {v.dtype for v in self._variables}
+        self._slots, self._flat_slots = {}, {}
         for group in self._slot_groups():
             for name in group:
                 value = self._slot_initial(name)
-                self._slots[name] = [device.zeros(v.shape, v.dtype) if value == 0 else
-                                     device.asarray(np.full(v.shape, value), dtype=v.dtype)
-                                     for v in self._variables]
+                if len(dtypes) == 1:
+                    flat = device.zeros((sum(int(v.size) for v in self._variables),), self._variables[0].dtype)
+                    if value != 0:
+                        flat[...] = value
+                    self._flat_slots[name] = flat
+                    self._slots[name] = _split(flat, self._variables)
+                else:   # mixed dtypes: one array per variable
+                    self._slots[name] = [device.zeros(v.shape, v.dtype) if value == 0 else
+                                         device.asarray(np.full(v.shape, value), dtype=v.dtype)
+                                         for v in self._variables]
         self._create_extra_state()
         self.built = True
+
+    def _slot(self, name, slot):
+        """Slot ``name`` of variable index ``slot``, or the whole flat slot when ``slot`` is None."""
+        return self._flat_slots[name] if slot is None else self._slots[name][slot]
 
     def _slot_groups(self):
         """Slot names as Keras's add_optimizer_variables calls make them: a tuple per call,

@@ -40,9 +40,9 @@ class RMSprop(Optimizer):
         return self._slots.get("velocity", [])
 
     def _update(self, var, grad, slot, lr):
-        m = self._slots["momentum"][slot] if self.momentum > 0 else None
-        avg = self._slots["average_gradient"][slot] if self.centered else None
-        ops.rmsprop_update(var, grad, self._slots["velocity"][slot], lr, self.rho, self.epsilon,
+        m = self._slot("momentum", slot) if self.momentum > 0 else None
+        avg = self._slot("average_gradient", slot) if self.centered else None
+        ops.rmsprop_update(var, grad, self._slot("velocity", slot), lr, self.rho, self.epsilon,
                            self.momentum, m, avg)
 
     def _own_config(self):

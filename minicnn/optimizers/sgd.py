@@ -34,7 +34,7 @@ class SGD(Optimizer):
         if self.momentum == 0:
             ops.sgd_update(var, grad, lr)
         else:
-            ops.sgd_update(var, grad, lr, self._slots["momentum"][slot], self.momentum, self.nesterov)
+            ops.sgd_update(var, grad, lr, self._slot("momentum", slot), self.momentum, self.nesterov)
 
     def _own_config(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov}
