@@ -209,6 +209,13 @@ class FakeCupy:
     def add(self, a, b, out=None):
         return np.add(a, b) if out is None else np.add(a, b, out=out)   # counted by DeviceArray
 
+    def take(self, src, idx, axis=None, out=None):
+        """cupy.take into ``out``: the device-side gather of a batch's rows (one CuPy kernel)."""
+        if out is None or axis != 0:
+            raise TypeError("take: minicnn gathers batch rows into a buffer (axis=0, out=...)")
+        COUNTS.add("cupy_ops", "cupy take")
+        return out
+
     def copyto(self, dst, src):
         """cupy.copyto of two contiguous device arrays: one device-to-device copy."""
         if not (isinstance(dst, DeviceArray) and isinstance(src, DeviceArray)):
@@ -275,12 +282,21 @@ class FakeMemoryHook:
         return False
 
 
+class FakeRuntime:
+    """cupy.cuda.runtime: the free memory fit checks before keeping the training set on the device."""
+
+    @staticmethod
+    def memGetInfo():
+        return 100 << 30, 141 << 30   # (free, total): an H200's, nearly empty
+
+
 class FakeCuda:
-    """The part of cupy.cuda a step plan uses."""
+    """The part of cupy.cuda a step plan and fit use."""
 
     Stream = FakeStream
     Graph = FakeGraph
     MemoryHook = FakeMemoryHook
+    runtime = FakeRuntime
 
 
 class NoOpKernel:
@@ -386,7 +402,7 @@ def report(label, per_step, steady, by_name, us, wall):
             ("cuBLAS GEMMs", per_step["gemms"], ""),
             ("CuPy kernels", per_step["cupy_ops"], cupy),
             ("memsets", per_step["memsets"], ""),
-            ("device-to-device copies", per_step["copies"], ""),
+            ("device copies", per_step["copies"], ""),
             ("host->device copies", per_step["h2d"], ""),
             ("device->host copies", per_step["d2h"], ""),
             ("CUDA graph launches", per_step["graphs"], ""),

@@ -104,6 +104,11 @@ class CudaDevice:
         self.recording.gemm(a, b, out)
         return out
 
+    def take_rows(self, src, idx, out):
+        """``out[i] = src[idx[i]]`` for device arrays (a device-side gather of batch rows into
+        ``out``, no allocation): how fit takes a batch of a training set kept on the device."""
+        self.xp.take(src, idx, axis=0, out=out)
+
     def upload(self, dst, host):
         """Copy host array ``host`` into device array ``dst`` (same shape; no allocation)."""
         if self.target == "cupy":

@@ -29,7 +29,8 @@ import warnings
 
 import numpy as np
 
-from ..ops import binary_xent, bias_act, softmax_xent
+from .. import backend
+from ..ops import binary_xent, bias_act, classifier, softmax_xent
 from .base import Loss
 
 
@@ -102,6 +103,18 @@ class CategoricalCrossentropy(Loss):
         if output_activation == "softmax":
             return _per_position(softmax_xent.softmax_xent_backward(p, y), p), True
         return _per_position(softmax_xent.xent_backward(p, y), p), False
+
+    def fused_step(self, p, y, output_activation):
+        """``(loss sum, accuracy count, dL/dz)`` of a softmax classifier's batch from ONE op
+        (ops/classifier.py: the loss of each row, the rows whose argmax is right and the
+        gradient w.r.t. the logits), or None where that op does not apply (logits, label
+        smoothing, no softmax output, more than one position per sample). The two sums are
+        0-d views of one fresh device vector."""
+        if self.from_logits or self.label_smoothing or output_activation != "softmax" or p.ndim != 2:
+            return None
+        sums = backend.device().zeros((2,))
+        dz = classifier.softmax_xent_step(p, y, sums)
+        return sums[0:1].reshape(()), sums[1:2].reshape(()), dz
 
     def get_config(self):
         return {**super().get_config(), "from_logits": self.from_logits,

@@ -4,7 +4,8 @@ With ``MINICNN_STEP_PLAN`` on, on the 'cupy' and 'emulator' backends, each
 training step of ``fit`` without sample weights goes through the model's
 :class:`StepPlans`, one plan per batch shape:
 
-1. the batch is copied into the plan's own input buffers (no allocation);
+1. the batch is copied into the plan's own input buffers (no allocation), from the host or
+   from the training set kept on the device (device_data.py);
 2. until the plan is ready, the step runs as usual (``model._train_batch``)
    while the device records it (:mod:`minicnn.backend.step_plan`); when two
    consecutive recordings did the same work on the same places, the plan is
@@ -62,6 +63,15 @@ def _same_state(a, b):
     return all(x is y for x, y in zip(a[4], b[4]))
 
 
+def _take_batch(device, dst, src):
+    """Copy a batch into the plan's input buffer: from the device (a training set kept there,
+    device_data.py) or from the host."""
+    if device.target == "cupy" and isinstance(src, device.xp.ndarray):
+        device.copy(dst, src)
+    else:
+        device.upload(dst, src)
+
+
 class ShapePlan:
     """The plan of one batch shape: input buffers, the latest recording, readiness."""
 
@@ -93,7 +103,7 @@ class StepPlans:
     def train_batch(self, model, xb, yb):
         device = backend.device()
         if device.kind != "cuda" or not config.get("MINICNN_STEP_PLAN") \
-                or not (isinstance(xb, np.ndarray) and isinstance(yb, np.ndarray)):
+                or not all(isinstance(a, (np.ndarray, device.xp.ndarray)) for a in (xb, yb)):
             return None
         state = host_state(model)
         if state is None:
@@ -106,8 +116,8 @@ class StepPlans:
             plan = self._plans[key] = ShapePlan(device, key[0], key[1], state)
         if plan.given_up:
             return None
-        device.upload(plan.inputs[0], xb)
-        device.upload(plan.inputs[1], yb)
+        _take_batch(device, plan.inputs[0], xb)
+        _take_batch(device, plan.inputs[1], yb)
         if plan.ready:
             plan.last.replay()
             model.optimizer.iterations += 1   # the one host state of a static step

@@ -185,10 +185,14 @@ class TrainingMixin(FitMixin):
     def _train_batch(self, xb, yb, sample_weight=None):
         p = self._forward(xb, training=True)
         penalty = self._penalty()   # at the weights this batch was computed with
-        sums = self._batch_sums(p, yb, sample_weight, penalty)
-        # the loss decides whether its gradient fuses with the output's activation
-        grad, wrt_logits = self._loss_fn.weighted_gradient(p, yb, self._compute_layers[-1].output_activation,
-                                                           sample_weight)
+        fused = None if sample_weight is not None or penalty is not None else self._fused_head(p, yb)
+        if fused is not None:
+            sums, grad, wrt_logits = fused
+        else:
+            sums = self._batch_sums(p, yb, sample_weight, penalty)
+            # the loss decides whether its gradient fuses with the output's activation
+            grad, wrt_logits = self._loss_fn.weighted_gradient(
+                p, yb, self._compute_layers[-1].output_activation, sample_weight)
         self._backward(grad, from_preactivation=wrt_logits)
         if penalty is not None:
             for layer in self._compute_layers:
@@ -201,6 +205,20 @@ class TrainingMixin(FitMixin):
         elif pairs:
             self.optimizer.apply_gradients(pairs)
         return sums
+
+    def _fused_head(self, p, yb):
+        """``(sums, dL/dz, True)`` from the loss's one fused op when the model is the usual
+        classifier (softmax output, categorical cross-entropy, accuracy as the only metric),
+        else None: then the loss, each metric and the gradient are separate ops."""
+        fused_step = getattr(self._loss_fn, "fused_step", None)
+        metrics = self._active_metrics()
+        if fused_step is None or not all(isinstance(m, metric_lib.CategoricalAccuracy) for m in metrics):
+            return None
+        out = fused_step(p, yb, self._compute_layers[-1].output_activation)
+        if out is None:
+            return None
+        loss_sum, hits, dz = out
+        return (loss_sum, [hits] * len(metrics)), dz, True
 
     def _planned_train_batch(self, xb, yb):
         """One training step on host batch (xb, yb) through the step plan of its shape, or
