@@ -151,6 +151,13 @@ SETTINGS = {s.name: s for s in (
     Setting("MINICNN_STEP_PLAN", False, _flag(), "1 or 0",
             "1: on the cupy and emulator backends, fit records its training step once per batch shape "
             "and replays it (one CUDA graph per step on a GPU)"),
+    Setting("MINICNN_DEVICE_DATA", True, _flag(), "1 or 0",
+            "0: on the cupy and emulator backends, fit copies each batch from the host instead of "
+            "keeping the training set on the device (when it fits) and gathering batches there"),
+    Setting("MINICNN_DIST_TIMEOUT", 60.0,
+            _seconds(True, "the time limit must be a number of seconds >= 0 (0 = no time limit)"),
+            "seconds >= 0", "seconds a distributed worker waits for the others in one exchange before "
+            "it ends the job, naming the ranks that did not answer (0: no limit)"),
     Setting("MINICNN_EMU_ORDER", "forward",
             _choice("forward", "reverse", "random", "all", what="the thread order"),
             "forward, reverse, random or all",

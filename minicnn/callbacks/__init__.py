@@ -14,14 +14,16 @@ One module per callback, named as Keras names its files.
 """
 from ..models.history import Callback, CallbackList, History
 from .backup_and_restore import BackupAndRestore
+from .broadcast_global_variables import BroadcastGlobalVariablesCallback
 from .csv_logger import CSVLogger
 from .early_stopping import EarlyStopping
 from .lambda_callback import LambdaCallback
 from .learning_rate import LearningRateScheduler, ReduceLROnPlateau
+from .metric_average import MetricAverageCallback
 from .model_checkpoint import ModelCheckpoint
 from .progbar_logger import ProgbarLogger
 from .terminate_on_nan import TerminateOnNaN
 
-__all__ = ["BackupAndRestore", "Callback", "CallbackList", "CSVLogger", "EarlyStopping", "History",
-           "LambdaCallback", "LearningRateScheduler", "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau",
-           "TerminateOnNaN"]
+__all__ = ["BackupAndRestore", "BroadcastGlobalVariablesCallback", "Callback", "CallbackList", "CSVLogger",
+           "EarlyStopping", "History", "LambdaCallback", "LearningRateScheduler", "MetricAverageCallback",
+           "ModelCheckpoint", "ProgbarLogger", "ReduceLROnPlateau", "TerminateOnNaN"]

@@ -22,7 +22,9 @@ import warnings
 
 import numpy as np
 
+from ..distributed import fit_support
 from ..utils import get_rng
+from .device_data import DeviceArrays
 
 
 def is_batch_source(x):
@@ -40,12 +42,18 @@ def _ran_out():
 
 
 class ArrayBatches:
-    """Batches of checked arrays x, y (and sample weights), in epochs."""
+    """Batches of checked arrays x, y (and sample weights), in epochs. ``sharded`` (fit and
+    evaluate): with several minicnn.distributed workers, each batch is this worker's part
+    of the global batch of ``batch_size`` samples (see distributed/fit_support.py)."""
 
-    def __init__(self, x, y, sample_weight, batch_size, shuffle=False, steps_per_epoch=None):
+    def __init__(self, x, y, sample_weight, batch_size, shuffle=False, steps_per_epoch=None, sharded=False,
+                 on_device=False):
         self.x, self.y, self.sample_weight = x, y, sample_weight
+        # fit's training set on a CUDA device, batches gathered there (device_data.py), or None
+        self.device_data = DeviceArrays.of(x, y) if on_device else None
         self.batch_size = batch_size
         self.shuffle = shuffle
+        self.sharded = sharded
         self.batches_per_pass = -(-len(x) // batch_size)
         self.stream = steps_per_epoch is not None
         self.steps = steps_per_epoch if self.stream else self.batches_per_pass
@@ -53,12 +61,18 @@ class ArrayBatches:
 
     def _new_pass(self):
         self._order = get_rng().permutation(len(self.x)) if self.shuffle else np.arange(len(self.x))
+        if self.sharded and self.shuffle:   # every worker cuts its part from rank 0's order
+            self._order = fit_support.same_order(self._order)
         self._next = 0
 
     def _batch(self, k):
         idx = self._order[k * self.batch_size:(k + 1) * self.batch_size]
-        y = None if self.y is None else self.y[idx]   # predict has no targets
+        if self.sharded:
+            idx = fit_support.local_part(idx)
         sw = None if self.sample_weight is None else self.sample_weight[idx]
+        if self.device_data is not None:
+            return self.device_data.batch(idx) + (sw,)
+        y = None if self.y is None else self.y[idx]   # predict has no targets
         return self.x[idx], y, sw
 
     def epoch(self):

@@ -14,6 +14,7 @@ import warnings
 
 import numpy as np
 
+from ..distributed import fit_support
 from .data_checks import class_weight_to_sample_weight, check_class_weight, require_samples
 from .data_sources import ArrayBatches, GeneratorBatches, is_batch_source, unpack
 from .fit_loop import callback_list, check_validation_freq, evaluate_loop, fit_loop, predict_loop
@@ -36,6 +37,10 @@ class FitMixin:
         instances, called as Keras calls them; one may set ``model.stop_training``.
         ``initial_epoch``: the epoch to start from (``epochs`` is the last one).
         ``validation_freq``: validate every N epochs, or after the (1-based) epochs listed.
+        Under ``minicnn.distributed`` with several workers, each takes its part of every
+        global batch of ``batch_size`` (arrays), only rank 0 prints, and the History holds
+        the means over all workers; give callbacks that write files (ModelCheckpoint,
+        CSVLogger, BackupAndRestore) to rank 0 only, as Horovod does.
 
         Example::
 
@@ -48,7 +53,7 @@ class FitMixin:
         batch_size = _check_batch_size(batch_size, "fit")
         epochs = _check_count(epochs, "epochs")
         initial_epoch = _check_count(initial_epoch, "initial_epoch")
-        verbose = _check_verbose(verbose, "fit")
+        verbose = fit_support.quiet(_check_verbose(verbose, "fit"))   # rank 0 alone prints
         steps_per_epoch = _check_steps(steps_per_epoch, "steps_per_epoch", "fit")
         validation_steps = _check_steps(validation_steps, "validation_steps", "fit")
         if not 0.0 <= validation_split < 1.0:
@@ -72,14 +77,15 @@ class FitMixin:
                 # Keras takes the LAST fraction as validation, before any shuffling
                 split = int(len(x) * (1.0 - validation_split))
                 validation = ArrayBatches(x[split:], y[split:], None if sw is None else sw[split:], val_batch,
-                                          steps_per_epoch=validation_steps)
+                                          steps_per_epoch=validation_steps, sharded=True)
                 x, y, sw = x[:split], y[:split], None if sw is None else sw[:split]
             require_samples(len(x), "fit")
             if table is not None:   # the training part only, as Keras applies it
                 sw = class_weight_to_sample_weight(table, y, "fit")
-            train = ArrayBatches(x, y, sw, batch_size, shuffle, steps_per_epoch)
+            train = ArrayBatches(x, y, sw, batch_size, shuffle, steps_per_epoch, sharded=True, on_device=True)
         if validation is None:
             validation = self._validation_source(validation_data, val_batch, validation_steps)
+        fit_support.check_fit("fit", self, [train, validation], epochs=epochs, initial_epoch=initial_epoch)
         # the History (last in the list) becomes model.history when training begins: after
         # a Ctrl-C it holds the epochs that finished, as in Keras
         callbacks = callback_list(self, callbacks, "fit", verbose, epochs, train.steps, add_history=True)
@@ -95,7 +101,7 @@ class FitMixin:
         Example: ``test_loss, test_acc = model.evaluate(test_images, test_labels)``."""
         self._require_compiled("evaluate")
         batch_size = _check_batch_size(batch_size, "evaluate")
-        verbose = _check_verbose(verbose, "evaluate")
+        verbose = fit_support.quiet(_check_verbose(verbose, "evaluate"))
         steps = _check_steps(steps, "steps", "evaluate")
         if is_batch_source(x):
             if y is not None or sample_weight is not None:
@@ -104,7 +110,8 @@ class FitMixin:
             source = GeneratorBatches(x, steps, self._batch_checker("evaluate"), where="evaluate")
         else:
             x, y, sw = self._prepare(x, y, "evaluate", sample_weight)
-            source = ArrayBatches(x, y, sw, batch_size, steps_per_epoch=steps)
+            source = ArrayBatches(x, y, sw, batch_size, steps_per_epoch=steps, sharded=True)
+        fit_support.check_fit("evaluate", self, [source])
         callbacks = callback_list(self, callbacks, "evaluate", verbose, 1, source.steps)
         values = evaluate_loop(self, source, callbacks, Progbar(source.steps, verbose=verbose))
         return self._results(values, return_dict)
@@ -208,7 +215,7 @@ class FitMixin:
             raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or (x_val, y_val, "
                              "val_sample_weight), or a generator / Sequence.")
         vx, vy, vsw = self._prepare(*data[:2], "fit(validation_data)", data[2] if len(data) == 3 else None)
-        return ArrayBatches(vx, vy, vsw, batch_size, steps_per_epoch=steps)
+        return ArrayBatches(vx, vy, vsw, batch_size, steps_per_epoch=steps, sharded=True)
 
 
 def _keras2_epochs(epochs, kwargs):

@@ -12,6 +12,7 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ..distributed import fit_support
 from .history import Callback, CallbackList
 from .progbar import Progbar
 
@@ -73,7 +74,7 @@ def run_batches(model, source, progbar, callbacks, mode, draw_last=True, step_lo
             getattr(callbacks, f"on_{mode}_batch_begin")(step, {})
         n = len(xb)
         # the step plan takes the host batch into its own buffers (None: run the step eagerly)
-        batch = model._planned_train_batch(xb, yb) if train and swb is None else None
+        batch = model._planned_train_batch(xb, yb) if train and swb is None and fit_support.may_plan() else None
         if batch is not None:   # the plan's buffers, rewritten by its next step: add in place
             sums = add_in_place(sums if owned else None, batch, sums)
             owned = True
@@ -99,7 +100,10 @@ def run_batches(model, source, progbar, callbacks, mode, draw_last=True, step_lo
             progbar.update(step + 1, values or model._running(sums, seen))
         if train and model.stop_training:
             break
-    return None if sums is None else model._running(sums, seen)
+    if sums is None:
+        return None
+    # several workers: the means over all of their samples (one exchange, the same on every rank)
+    return fit_support.average_over_workers(model._running(sums, seen), seen)
 
 
 def add_in_place(own, batch, shared=None):
@@ -151,6 +155,7 @@ def fit_loop(model, train, epochs, initial_epoch, verbose, validation, validatio
     callbacks.on_train_begin()
     # a callback may move the start (BackupAndRestore resuming: Keras's model._initial_epoch)
     initial_epoch = vars(model).get("_initial_epoch", initial_epoch)
+    fit_support.agree("fit", **{"the first epoch (after on_train_begin)": initial_epoch})   # several workers
     logs = None
     warned = False
     # a diverging loss gets one warning, ours (below), not NumPy's overflow warnings

@@ -202,8 +202,8 @@ class TrainingMixin(FitMixin):
         flat = self._flat_weights()
         if flat is not None and flat.gather_gradients(pairs):
             self.optimizer.apply_flat(flat, batch_size=len(xb))   # one update over every weight
-        elif pairs:
-            self.optimizer.apply_gradients(pairs)
+        elif pairs:   # one variable at a time (the hook still sees every gradient at once)
+            self.optimizer.apply([g for g, _ in pairs], [w for _, w in pairs], batch_size=len(xb))
         return sums
 
     def _fused_head(self, p, yb):

@@ -172,9 +172,9 @@ class Optimizer:
         self.apply([g for g, _ in pairs], [v for _, v in pairs])
         return self.iterations
 
-    def apply(self, grads, trainable_variables=None):
+    def apply(self, grads, trainable_variables=None, batch_size=None):
         """Keras's ``apply``: gradients for ``trainable_variables`` (or for the variables
-        the optimizer was built with, in that order)."""
+        the optimizer was built with, in that order). ``batch_size``: as in ``apply_flat``."""
         grads = list(grads)
         owner = type(self).__name__
         if trainable_variables is None:
@@ -201,7 +201,7 @@ class Optimizer:
         variables = [v for _, v in pairs]
         if self._aggregates():   # one flat buffer for the hook, then views of it again
             xp = backend.device().xp
-            flat = self._aggregate_gradients(xp.concatenate([g.reshape(-1) for g in grads]), None)
+            flat = self._aggregate_gradients(xp.concatenate([g.reshape(-1) for g in grads]), batch_size)
             grads = _split(flat, variables)
         self._step_all(grads, variables, slots)
 
@@ -218,7 +218,7 @@ class Optimizer:
         if not self._flat_slots or len(variables) != len(flat.variables) or any(
                 a is not b for a, b in zip(variables, flat.variables)):
             # built for other variables (say, before a layer was frozen): one variable at a time
-            return self.apply(flat.grad_views, flat.variables)
+            return self.apply(flat.grad_views, flat.variables, batch_size)
         grad = self._aggregate_gradients(flat.grads, batch_size)
         if self.clipnorm:
             self._step_all(_split(grad, variables), variables, range(len(variables)))
