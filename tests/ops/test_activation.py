@@ -10,6 +10,7 @@ import naive
 import naive_activation as na
 from minicnn import activations, backend
 from minicnn.ops import activation, bias_act
+from device_arrays import host
 
 KERNEL_FILE = Path(__file__).resolve().parents[2] / "kernels" / "activation.cu"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "activations"
@@ -45,10 +46,6 @@ def small_arrays_take_every_path(monkeypatch):
 
 def dev(a):
     return None if a is None else backend.asarray(a.copy(), a.dtype)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 def tf_numbers():

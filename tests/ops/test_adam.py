@@ -10,23 +10,10 @@ from minicnn import backend, config
 from minicnn.backend import loader
 from minicnn.ops import adam
 from minicnn.ops.adam import adam_update, adamax_update, nadam_update
+from device_arrays import dev, host, every_thread_order  # noqa: F401 (an autouse fixture)
 
 SHAPES = [(3, 5, 7), (513,), (1,), (2, 0)]
 LR, B1, B2, EPS = 0.01, 0.8, 0.99, 1e-7
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
-
-
-def dev(a):
-    return backend.asarray(a)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 def step_scalars(name, t, dt=np.float64):

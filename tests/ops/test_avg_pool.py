@@ -12,6 +12,7 @@ from naive import numeric_grad
 from minicnn import backend, config, layers
 from minicnn.ops import avg_pool
 from minicnn.ops.geometry import out_size_and_pads
+from device_arrays import every_thread_order  # noqa: F401 (an autouse fixture)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pooling"
 CASES = [
@@ -24,13 +25,6 @@ CASES = [
     ((1, 5, 9, 33), (2, 3), (1, 2), "same"),     # rectangular pool, unequal strides
     ((3, 4, 4, 2), (4, 4), (4, 4), "valid"),     # one window: the global average
 ]
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    """Emulator launches run in forward, reverse and random thread order and must agree."""
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
 
 
 def pads_for(x_shape, pool, strides, padding):

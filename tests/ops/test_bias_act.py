@@ -9,6 +9,7 @@ import naive
 import naive_bias_act
 from minicnn import backend
 from minicnn.ops import activation, bias_act
+from device_arrays import host
 
 OWN = activation.BIAS_ACT_OWN   # the five computed here (the others: tests/ops/test_activation.py)
 
@@ -31,10 +32,6 @@ def small_arrays_take_every_path(monkeypatch):
 def dev(a):
     """A copy on the active device (forward overwrites its z)."""
     return None if a is None else backend.asarray(a.copy(), a.dtype)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 def inputs(shape, with_bias, seed=0):

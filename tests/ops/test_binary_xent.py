@@ -10,23 +10,10 @@ from minicnn import backend, config
 from minicnn.backend import loader
 from minicnn.ops import binary_xent
 from minicnn.ops.binary_xent import EPSILON, backward, loss
+from device_arrays import dev, host, every_thread_order  # noqa: F401 (an autouse fixture)
 
 SHAPES = [(1, 1), (7, 1), (5, 3), (2, 3, 4)]
 LO, HI = float(np.float32(EPSILON)), float(np.float32(1 - EPSILON))   # the clip bounds in float32, as Keras
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
-
-
-def dev(a):
-    return backend.asarray(a)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 def naive_loss(p, y, from_logits):

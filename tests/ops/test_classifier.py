@@ -12,26 +12,11 @@ from minicnn.backend import loader
 from minicnn.ops import bias_act, classifier, softmax_xent
 from minicnn.ops.classifier import softmax_xent_step
 from minicnn.ops.softmax_xent import EPSILON
+from device_arrays import dev, host, every_thread_order  # noqa: F401 (an autouse fixture)
 
 # N = 1000: the groups' loop over rows runs 125 rounds (K <= 32: 8 rows a round),
 # or 1000 (K = 300: one group of 256 threads); K = 300, 1000: a row wider than a group
 SHAPES = [(1, 1), (1, 10), (7, 3), (7, 300), (1000, 10), (1000, 3), (3, 1000), (100, 40)]
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    """Every emulator launch runs its threads in forward, reverse and random
-    order and must give the same bits: a missing barrier fails here."""
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
-
-
-def dev(a):
-    return backend.asarray(a)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 def bits(a):

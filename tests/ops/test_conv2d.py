@@ -6,6 +6,7 @@ import naive
 from minicnn import backend
 from minicnn.ops import conv2d
 from minicnn.ops.geometry import out_size_and_pads
+from device_arrays import dev
 
 CASES = [
     # (x shape, kernel (kh, kw, c, f), strides, padding)
@@ -24,10 +25,6 @@ def pads_for(x_shape, k_shape, strides, padding):
     _, top, bottom = out_size_and_pads(x_shape[1], k_shape[0], strides[0], padding)
     _, left, right = out_size_and_pads(x_shape[2], k_shape[1], strides[1], padding)
     return top, bottom, left, right
-
-
-def dev(a):
-    return backend.asarray(a)
 
 
 @pytest.mark.parametrize("x_shape, k_shape, strides, padding", CASES)

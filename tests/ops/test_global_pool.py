@@ -8,15 +8,10 @@ import pytest
 
 from naive import numeric_grad
 from minicnn import backend, config, layers
+from device_arrays import every_thread_order  # noqa: F401 (an autouse fixture)
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pooling"
 SHAPES = [(2, 7, 5, 3), (1, 1, 1, 4), (3, 4, 6, 33)]
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
 
 
 def naive_mean(x):

@@ -10,22 +10,9 @@ from minicnn import backend, config
 from minicnn.backend import loader
 from minicnn.ops import gradient_clipping
 from minicnn.ops.gradient_clipping import clip_by_global_norm, clip_by_norm, clip_by_value
+from device_arrays import dev, host, every_thread_order  # noqa: F401 (an autouse fixture)
 
 SHAPES = [(3, 5, 7), (513,), (1,), (2, 0), (70001,)]   # the last: many elements per thread
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
-
-
-def dev(a):
-    return backend.asarray(a)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 def gradient(shape, scale=1.0, seed=0):

@@ -10,22 +10,9 @@ from minicnn import backend, config
 from minicnn.backend import loader
 from minicnn.ops import optimizers
 from minicnn.ops.optimizers import adadelta_update, adagrad_update, rmsprop_update, sgd_update, weight_decay
+from device_arrays import dev, host, every_thread_order  # noqa: F401 (an autouse fixture)
 
 SHAPES = [(3, 5, 7), (513,), (1,), (2, 0)]
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
-
-
-def dev(a):
-    return backend.asarray(a)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 # name: (slots and their start values, the op on device arrays, the naive step in float64)

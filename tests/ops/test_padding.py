@@ -12,14 +12,9 @@ from naive import numeric_grad
 from minicnn import backend, config, layers
 from minicnn.models import Sequential
 from minicnn.ops import padding
+from device_arrays import every_thread_order  # noqa: F401 (an autouse fixture)
 
 MARGINS = [(1, 1, 1, 1), (0, 2, 3, 0), (2, 0, 0, 1), (0, 0, 0, 0)]
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
 
 
 @pytest.mark.parametrize("margins", MARGINS)

@@ -14,6 +14,7 @@ import naive
 from minicnn import backend, config
 from minicnn.ops import pooling
 from minicnn.ops.geometry import out_size_and_pads
+from device_arrays import dev, host, every_thread_order  # noqa: F401 (an autouse fixture)
 
 CASES = [
     # (x shape, pool, strides, padding)
@@ -35,14 +36,6 @@ CASES = [
 TOL = dict(rtol=1e-6, atol=1e-6)
 
 
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    """Emulator launches run in forward, reverse and random thread order and
-    must agree bit for bit (a race between threads fails here)."""
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
-
-
 @pytest.fixture
 def numpy_backend():
     previous = backend.backend_name()
@@ -55,14 +48,6 @@ def pads_for(x_shape, pool, strides, padding):
     _, top, bottom = out_size_and_pads(x_shape[1], pool[0], strides[0], padding)
     _, left, right = out_size_and_pads(x_shape[2], pool[1], strides[1], padding)
     return top, bottom, left, right
-
-
-def dev(a):
-    return backend.asarray(a)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 def tiled(pool, strides, padding):

@@ -13,25 +13,10 @@ from minicnn.backend import loader
 from minicnn.ops import softmax_xent
 from minicnn.ops.softmax_xent import (EPSILON, accuracy_count, logits_xent_loss, softmax_xent_backward,
                                       xent_backward, xent_loss)
+from device_arrays import dev, host, every_thread_order  # noqa: F401 (an autouse fixture)
 
 OPS = (xent_loss, logits_xent_loss, xent_backward, softmax_xent_backward, accuracy_count)
 SHAPES = [(1, 3), (6, 10), (3, 300), (5, 257), (2, 3, 7)]   # 300, 257: a row wider than a block
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    """Every emulator launch runs its threads in forward, reverse and random
-    order and must give the same bits: a race in a row reduction fails here."""
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
-
-
-def dev(a):
-    return backend.asarray(a)
-
-
-def host(a):
-    return backend.to_numpy(a)
 
 
 def probs(rng, shape, clip_some=True):

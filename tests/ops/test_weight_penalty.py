@@ -10,12 +10,7 @@ from minicnn import backend, config
 from minicnn.backend import loader
 from minicnn.ops import weight_penalty
 from minicnn.ops.weight_penalty import add_gradient, penalty
-
-
-@pytest.fixture(autouse=True)
-def every_thread_order():
-    with config.override(MINICNN_EMU_ORDER="all"):
-        yield
+from device_arrays import every_thread_order  # noqa: F401 (an autouse fixture)
 
 
 @pytest.mark.parametrize("size", [1, 7, 256, 3001, 70000])   # 70000: more values than the grid's threads
