@@ -128,14 +128,7 @@ def worker_minicnn(cfg, inp):
     except (ImportError, AttributeError):
         out["threads"] = os.environ.get("MINICNN_NUM_THREADS", "default")
     if cfg["epoch"]:
-        xtr, ytr, xte, yte = mnist_float(cfg)
-        set_random_seed(0)  # the shuffle order: a reproducible epoch
-        model = build()
-        t0 = time.perf_counter()
-        model.fit(xtr, ytr, epochs=1, batch_size=64, verbose=0)
-        out["epoch_s"] = time.perf_counter() - t0
-        out["test_acc"] = float(model.evaluate(xte, yte, batch_size=1000, verbose=0)[1])
-        out["rss_epoch_mib"] = peak_rss_mib()
+        time_epoch(build, set_random_seed, cfg, out)
     return out
 
 
@@ -270,15 +263,21 @@ def worker_tf(cfg, inp):
     out["threads"] = (f"intra {tf.config.threading.get_intra_op_parallelism_threads() or 'default'}, "
                       f"inter {tf.config.threading.get_inter_op_parallelism_threads() or 'default'}")
     if cfg["epoch"]:
-        xtr, ytr, xte, yte = mnist_float(cfg)
-        keras.utils.set_random_seed(0)  # the shuffle order
-        model = build()
-        t0 = time.perf_counter()
-        model.fit(xtr, ytr, epochs=1, batch_size=64, verbose=0)
-        out["epoch_s"] = time.perf_counter() - t0
-        out["test_acc"] = float(model.evaluate(xte, yte, batch_size=1000, verbose=0)[1])
-        out["rss_epoch_mib"] = peak_rss_mib()
+        time_epoch(build, keras.utils.set_random_seed, cfg, out)
     return out
+
+
+def time_epoch(build, set_seed, cfg, out):
+    """One epoch of real MNIST through a Keras-style fit (minicnn's or Keras's), its wall time,
+    the test accuracy and the peak RSS after it, into ``out``."""
+    xtr, ytr, xte, yte = mnist_float(cfg)
+    set_seed(0)  # the shuffle order: a reproducible epoch
+    model = build()
+    t0 = time.perf_counter()
+    model.fit(xtr, ytr, epochs=1, batch_size=64, verbose=0)
+    out["epoch_s"] = time.perf_counter() - t0
+    out["test_acc"] = float(model.evaluate(xte, yte, batch_size=1000, verbose=0)[1])
+    out["rss_epoch_mib"] = peak_rss_mib()
 
 
 WORKERS = {"minicnn": worker_minicnn, "torch": worker_torch, "tf": worker_tf}

@@ -192,3 +192,19 @@ def test_move_weight_refuses_storage_of_another_shape():
     with pytest.raises(ValueError, match=r"dense.*weight 0 is \(2, 3\) float32; cannot move it into storage \(6,\)"):
         layer.move_weight(0, np.zeros(6, np.float32))
     assert layer.weights[0].shape == (2, 3)
+
+
+def test_a_layer_shared_by_two_models_stays_in_the_first_models_buffers():
+    shared = layers.Dense(4, activation="relu")
+    first = models.Sequential([layers.Input((3,)), shared, layers.Dense(2, activation="softmax")])
+    first.compile("rmsprop", "categorical_crossentropy")
+    rng = np.random.default_rng(0)
+    x, y = rng.random((16, 3), dtype=np.float32), np.eye(2, dtype=np.float32)[np.arange(16) % 2]
+    first.fit(x, y, epochs=1, verbose=0)
+    second = models.Sequential([layers.Input((3,)), shared, layers.Dense(2, activation="softmax")])
+    second.compile("adam", "categorical_crossentropy")
+    second.fit(x, y, epochs=1, verbose=0)      # trains one variable at a time
+    assert second._flat is None and shared.weights[0] is first._flat.variables[0]
+    before = shared.get_weights()[0]
+    first.fit(x, y, epochs=1, verbose=0)       # its optimizer still knows the shared weights
+    assert not np.array_equal(shared.get_weights()[0], before)

@@ -50,17 +50,23 @@ class FlatWeights:
                 for i, trainable in enumerate(layer._weight_trainable) if trainable]
 
     @classmethod
-    def of(cls, layers):
+    def of(cls, layers, previous=None):
         """Flat buffers for ``layers``' trainable weights, or None when they cannot share
-        them: no trainable weight, mixed dtypes, or a layer keeping a weight array in an
+        them: no trainable weight, mixed dtypes, a layer keeping a weight array in an
         attribute (a custom layer's ``self.w = self.add_weight(...)`` would go on reading
-        the old array after the move)."""
+        the old array after the move), or a layer already in the buffers of another model
+        (a layer shared by two models stays where the first put it: moving it again would
+        take it from under that model's optimizer). ``previous``: this model's own
+        buffers, whose layers may move again (a layer frozen and the model recompiled)."""
         entries = cls.trainable_entries(layers)
         if not entries or len({layer.weights[i].dtype for layer, i in entries}) != 1:
             return None
+        own = [] if previous is None else [layer for layer, _ in previous.entries]
         for layer in dict.fromkeys(layer for layer, _ in entries):
             weights = layer.weights
             if any(any(value is w for w in weights) for value in vars(layer).values()):
+                return None
+            if layer._gradient_storage and not any(layer is mine for mine in own):
                 return None
         return cls(entries, entries[0][0].weights[entries[0][1]].dtype)
 

@@ -92,7 +92,7 @@ class TrainingMixin(FitMixin):
             return self._flat
         if self.optimizer is None or self.optimizer.built:
             return None
-        self._flat = FlatWeights.of(layers)
+        self._flat = FlatWeights.of(layers, previous=self._flat)
         return self._flat
 
     def _require_compiled(self, what):
