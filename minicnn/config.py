@@ -137,6 +137,9 @@ SETTINGS = {s.name: s for s in (
             "0: the CPU ops run their readable reference code only"),
     Setting("MINICNN_NUMBA", True, _flag(), "1 or 0",
             "0: no Numba kernels (the NumPy fast paths run); read when the CPU ops first load"),
+    Setting("MINICNN_TUNE_MALLOC", True, _flag(), "1 or 0",
+            "0: leave glibc's malloc thresholds as they are (by default the CPU runtime fixes them "
+            "so that a step's big arrays are reused instead of page-faulted every step)"),
     Setting("MINICNN_NUMBA_GEMM", True, _flag(), "1 or 0",
             "0: the convolutions' GEMMs stay on Python threads instead of Numba's"),
     Setting("MINICNN_DATA_DIR", None, _path, "a folder",

@@ -28,13 +28,14 @@ import types
 import numpy as np
 
 from .. import config
-from . import cpu_gemm, cpu_scratch, cpu_threads
+from . import cpu_gemm, cpu_malloc, cpu_scratch, cpu_threads
 
 
 class CpuRuntime:
     """Threads, BLAS scoping, scratch memory and compiled kernels of this process."""
 
     def __init__(self):
+        self.malloc_tuned = cpu_malloc.tune()   # a step's big arrays reused, not faulted in again
         self.numba = _import_numba()
         self.kernels = self.numba is not None
         self.gemm_parts = None
