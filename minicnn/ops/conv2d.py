@@ -323,7 +323,13 @@ def im2col_rows_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, col):
 
 def im2col_columns_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, colt):
     """The transposed patch matrix colt (KH*KW*C, N*OH*OW): for small C (the
-    first layer) each of its rows is a long run of output cells."""
+    first layer) each of its rows is a long run of output cells.
+
+    Row (i, j, ch) of image b holds, for each output cell (r, q), the input
+    cell (r*sh + i*dh - top, q*sw + j*dw - left). The columns q whose input
+    column is inside the image form one range [q_lo, q_hi), worked out once
+    per row, so the copy loop has no bounds test (and vectorizes); the cells
+    before and after it, and whole rows r outside the image, are padding: 0."""
     n, h, w, c = x.shape
     for t in prange(kh * kw * c * n):
         kk = t // n                    # the column (i, j, ch) of the patch matrix
@@ -334,15 +340,21 @@ def im2col_columns_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, colt):
         row = colt[kk]
         i0 = i * dh - top              # tap (i, j)'s offset from its window's corner
         j0 = j * dw - left
+        q_lo = min(ow, (sw - 1 - j0) // sw) if j0 < 0 else 0   # first q with q*sw + j0 >= 0
+        q_hi = max(q_lo, min(ow, (w - 1 - j0) // sw + 1))      # past the last q with q*sw + j0 < w
         for r in range(oh):
             hh = r * sh + i0
             base = (b * oh + r) * ow
-            for q in range(ow):
-                ww = q * sw + j0
-                if 0 <= hh < h and 0 <= ww < w:
-                    row[base + q] = x[b, hh, ww, ch]
-                else:
+            if hh < 0 or hh >= h:
+                for q in range(ow):
                     row[base + q] = _ZERO
+                continue
+            for q in range(q_lo):
+                row[base + q] = _ZERO
+            for q in range(q_lo, q_hi):
+                row[base + q] = x[b, hh, q * sw + j0, ch]
+            for q in range(q_hi, ow):
+                row[base + q] = _ZERO
 
 
 def col2im_kernel(dcol, kh, kw, sh, sw, dh, dw, top, left, oh, ow, dx):

@@ -31,9 +31,10 @@ This module holds every version, in this order:
    ``maxpool_backward_nhwc``), on a GPU or on the emulator.
 
 Every version computes argmax on the way to y, so the returned
-:class:`Context` always carries it (``training`` is accepted for the ops'
-common signature and changes nothing); a layer that will not train simply
-drops the context.
+:class:`Context` carries it, except an inference forward (``training=False``)
+on the CPU fast path: there nothing will run backward, and not writing an
+int32 per output (a quarter of the pass's memory traffic) makes inference
+faster; its context holds ``argmax=None``.
 
 Example::
 
@@ -107,7 +108,7 @@ def forward(x, pool, strides, pads, training=False):
     if device.kind == "cuda":
         y, argmax = _forward_cuda(device, x, g)
     elif _tiles(g) and _cpu_fast(x):
-        y, argmax = _forward_tiled_cpu(x, g)
+        y, argmax = _forward_tiled_cpu(x, g) if training else (_max_tiled_cpu(x, g), None)
     else:
         y, argmax = forward_reference(x, (g.ph, g.pw), (g.sh, g.sw), g.pads)
     return y, Context(argmax, (g.n, g.h, g.w, g.c), g)
@@ -119,6 +120,9 @@ def backward(dy, ctx):
     op = "maxpool backward"
     require_array(op, "dy", dy, 4)
     require_shape(op, "dy", dy, (g.n, g.oh, g.ow, g.c))
+    if ctx.argmax is None:
+        raise ValueError(f"{op}: the context is from an inference forward, which keeps no argmax; "
+                         "call forward(..., training=True) before backward")
     require_array(op, "argmax", ctx.argmax, 4, dtypes=_INT32)
     require_shape(op, "argmax", ctx.argmax, (g.n, g.oh, g.ow, g.c))
     device = backend.device()
@@ -192,6 +196,13 @@ def _forward_tiled_cpu(x, g):
     return y, argmax
 
 
+def _max_tiled_cpu(x, g):
+    from ..backend.cpu import runtime
+    y = np.empty((g.n, g.oh, g.ow, g.c), dtype=x.dtype)
+    runtime().compile(max_tiled_kernel)(x, g.ph, g.pw, y)
+    return y
+
+
 def _backward_tiled_cpu(dy, argmax, g):
     from ..backend.cpu import runtime
     dx = np.empty((g.n, g.h, g.w, g.c), dtype=dy.dtype)   # the kernel writes every cell
@@ -227,6 +238,26 @@ def forward_tiled_kernel(x, ph, pw, y, arg):
                         if v[ch] > best[ch]:
                             best[ch] = v[ch]
                             kk[ch] = k
+
+
+def max_tiled_kernel(x, ph, pw, y):
+    """forward_tiled_kernel's y alone (inference): the same strict-> scan, so the same
+    bits, NaNs included; written as a select so that the channel loop vectorizes."""
+    n, oh, ow, c = y.shape
+    for nr in prange(n * oh):
+        b = nr // oh
+        r = nr % oh
+        for q in range(ow):
+            for ch in range(c):
+                y[b, r, q, ch] = x[b, r * ph, q * pw, ch]
+            for i in range(ph):
+                for j in range(pw):
+                    if i == 0 and j == 0:
+                        continue
+                    for ch in range(c):
+                        v = x[b, r * ph + i, q * pw + j, ch]
+                        best = y[b, r, q, ch]
+                        y[b, r, q, ch] = v if v > best else best
 
 
 def backward_tiled_kernel(dy, arg, ph, pw, dx):

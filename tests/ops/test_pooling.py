@@ -97,7 +97,7 @@ def test_nan_and_inf_like_the_reference(impl):
     x = np.array([np.nan, 1, 2, 3, -np.inf, -np.inf, -np.inf, 5, 0, np.nan, 1, 7],
                  dtype=np.float32).reshape(1, 3, 4, 1)
     for pads in [(0, 0, 0, 0), (1, 0, 1, 0)]:
-        y, ctx = pooling.forward(dev(x), (2, 2), (1, 1), pads)
+        y, ctx = pooling.forward(dev(x), (2, 2), (1, 1), pads, training=True)
         ry, rarg = pooling.forward_reference(x, (2, 2), (1, 1), pads)
         np.testing.assert_array_equal(host(y), ry)
         np.testing.assert_array_equal(host(ctx.argmax), rarg)
@@ -106,10 +106,12 @@ def test_nan_and_inf_like_the_reference(impl):
     x = np.maximum(rng.integers(-2, 3, (2, 6, 7, 3)), 0).astype(np.float32)
     x[0, 0, 0, 0] = np.nan
     x[1, 2, 3, 1] = np.nan
-    y, ctx = pooling.forward(dev(x), (2, 2), (2, 2), (0, 0, 0, 0))
+    y, ctx = pooling.forward(dev(x), (2, 2), (2, 2), (0, 0, 0, 0), training=True)
     ry, rarg = pooling.forward_reference(x, (2, 2), (2, 2), (0, 0, 0, 0))
     np.testing.assert_array_equal(host(y), ry)
     np.testing.assert_array_equal(host(ctx.argmax), rarg)
+    # inference (the CPU kernel then skips argmax): the same y, bit for bit
+    np.testing.assert_array_equal(host(pooling.forward(dev(x), (2, 2), (2, 2), (0, 0, 0, 0))[0]), ry)
 
 
 def test_returned_arrays_are_not_reused(impl):
@@ -169,6 +171,9 @@ def test_the_kernels_read_as_plain_python():
     ry, rarg = pooling.forward_reference(x, (2, 2), (2, 2), (0, 0, 0, 0))
     np.testing.assert_array_equal(y, ry)
     np.testing.assert_array_equal(arg, rarg)
+    y_only = np.full(y.shape, np.nan, np.float32)
+    pooling.max_tiled_kernel(x, 2, 2, y_only)
+    np.testing.assert_array_equal(y_only, ry)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = np.full(x.shape, np.nan, np.float32)   # every cell must be written
     pooling.backward_tiled_kernel(dy, arg, 2, 2, dx)
@@ -192,9 +197,18 @@ def test_the_tiled_kernels_run_only_where_they_apply(numpy_backend, monkeypatch)
         pooling.forward(x, (2, 2), (2, 2), (0, 1, 0, 1))          # padded: the reference
         pooling.forward(x.astype(np.float64), (2, 2), (2, 2), (0, 0, 0, 0))
         assert calls == []
-        y, ctx = pooling.forward(x, (2, 2), (2, 2), (0, 0, 0, 0))
+        y, ctx = pooling.forward(x, (2, 2), (2, 2), (0, 0, 0, 0), training=True)
         pooling.backward(y, ctx)
     assert calls == (["f", "b"] if runtime().kernels else [])
+
+
+def test_backward_after_an_inference_forward_says_what_to_do(numpy_backend):
+    x = np.random.default_rng(9).standard_normal((2, 4, 4, 3)).astype(np.float32)
+    y, ctx = pooling.forward(x, (2, 2), (2, 2), (0, 0, 0, 0))
+    if ctx.argmax is not None:
+        pytest.skip("no compiled kernels: every path keeps argmax")
+    with pytest.raises(ValueError, match=r"maxpool backward: the context is from an inference forward"):
+        pooling.backward(y, ctx)
 
 
 def test_bad_calls_fail_the_same_way_on_every_device(impl):
