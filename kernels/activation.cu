@@ -55,10 +55,22 @@ __device__ __forceinline__ float softplus(float u)
     return fmaxf(u, 0.0f) + log1pf(expf(-fabsf(u)));
 }
 
+// max(v, 0) and clip(v, lo, hi) as NumPy computes them: a NaN stays NaN (fmaxf and
+// fminf return the other operand, which would turn a diverged model's NaN into a number)
+__device__ __forceinline__ float max0_keep_nan(float v)
+{
+    return v != v ? v : fmaxf(v, 0.0f);
+}
+
+__device__ __forceinline__ float clip_keep_nan(float v, float lo, float hi)
+{
+    return v != v ? v : fminf(fmaxf(v, lo), hi);
+}
+
 // relu6(u + 3) / 6
 __device__ __forceinline__ float hard_sigmoid(float u)
 {
-    return fminf(fmaxf(u + 3.0f, 0.0f), 6.0f) / 6.0f;
+    return clip_keep_nan(u + 3.0f, 0.0f, 6.0f) / 6.0f;
 }
 
 
@@ -69,8 +81,8 @@ __device__ __forceinline__ float act_value(int act, float u, float p0, float p1,
     case ACT_RELU: {
         // g = u above the threshold, else 0; clipped to [0, max_value] when given
         float g = u > p2 ? u : 0.0f;
-        if (p1 <= FLT_BIG) g = fminf(fmaxf(g, 0.0f), p1);
-        return g - p0 * fmaxf(p2 - u, 0.0f);
+        if (p1 <= FLT_BIG) g = fminf(fmaxf(g, 0.0f), p1);   // g is never NaN
+        return g - p0 * max0_keep_nan(p2 - u);                 // a NaN u: NaN (even when p0 = 0)
     }
     case ACT_ELU:          return u > 0.0f ? u : p0 * (expf(u) - 1.0f);   // exp - 1 as TensorFlow
     case ACT_SELU:         return u > 0.0f ? SELU_SCALE * u : SELU_SCALE_ALPHA * (expf(u) - 1.0f);
@@ -94,7 +106,8 @@ __device__ __forceinline__ float act_slope(int act, float u, float p0, float p1,
     switch (act) {
     case ACT_RELU:
         if (u <= p2) return p0;                                   // below the threshold
-        return (p1 <= FLT_BIG && (u <= 0.0f || u >= p1)) ? 0.0f : 1.0f;   // clipped or not
+        if (p1 <= FLT_BIG) return (u > 0.0f && u < p1) ? 1.0f : 0.0f;   // clipped (a NaN: 0)
+        return 1.0f;
     case ACT_ELU:          return u > 0.0f ? 1.0f : p0 * expf(u);
     case ACT_SELU:         return u >= 0.0f ? SELU_SCALE : SELU_SCALE_ALPHA * expf(u);
     case ACT_GELU:

@@ -229,3 +229,18 @@ def test_bad_activations_and_arguments_fail_before_any_work(impl):
                                          r"Received: u.shape=\(2, 5\)"):
         bias_act.backward(z, dev(np.zeros((2, 5), np.float32)), "gelu", True)
     np.testing.assert_array_equal(host(z), 0)   # nothing ran
+
+
+@pytest.mark.parametrize("name, args", CASES, ids=IDS)
+def test_nan_and_infinities_come_out_as_the_reference_gives_them(impl, name, args):
+    """A NaN input stays NaN where NumPy keeps it (np.maximum, np.clip): a CUDA kernel using
+    fmaxf/fminf alone would turn it into a number and hide a diverged model."""
+    u = np.array([np.nan, np.inf, -np.inf, 0.0, 2.0, -2.0], np.float32)
+    params = activation.check_params("test", name, args)
+    with np.errstate(all="ignore"):   # inf - inf and 0 * inf on the way, as in NumPy
+        want = activation.value_reference(u, name, params)
+        want_slope = activation.slope_reference(u, name, params)
+        out, ctx = bias_act.activate(dev(u), name, training=True, **args)
+        grad, _ = bias_act.backward(dev(np.ones_like(u)), ctx, name, False, **args)
+    np.testing.assert_allclose(host(out), want, rtol=2e-6, equal_nan=True)
+    np.testing.assert_allclose(host(grad), want_slope, rtol=2e-6, equal_nan=True)
