@@ -26,6 +26,7 @@ processes hold the core.
 
     python benchmarks/gpu_host_cost.py                 # batch 64, 300 steps
     python benchmarks/gpu_host_cost.py --batch-size 256 --steps 100
+    python benchmarks/gpu_host_cost.py --optimizer adam   # another optimizer (default rmsprop)
 
 Output: the breakdown, then ``eager step: OPS device operations, ALLOCS
 allocations, SYNCS syncs, US us host`` (``MINICNN_STEP_PLAN=0``) and, last,
@@ -363,17 +364,18 @@ class StepClock(Callback):
         self.times.append(time.thread_time_ns())
 
 
-def measure(batch_size, steps, warmup, switch=None, on=False):
-    """Per-step medians of every count and of host µs over ``steps`` steps after ``warmup``."""
+def measure(batch_size, steps, warmup, switch=None, on=False, optimizer="rmsprop"):
+    """Per-step medians of every count and of host µs over ``steps`` steps after ``warmup``
+    (``optimizer``: compile's argument, a name such as 'adam')."""
     from train_mnist import build_model
     rng = np.random.default_rng(0)
     n = batch_size * (warmup + steps + 1)   # one more batch: the last step ends where it begins
     x = rng.random((n, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]
-    context = switch(on) if switch else contextlib.nullcontext()
+    context = (switch or plan_switch())(on)   # on=False: eager steps (the plan is on by default)
     with counting_cupy_backend(), context:
         model = build_model()
-        model.compile("rmsprop", "categorical_crossentropy", metrics=["accuracy"])
+        model.compile(optimizer, "categorical_crossentropy", metrics=["accuracy"])
         clock = StepClock(name_steps=(warmup, warmup + 1))
         model.fit(x, y, batch_size=batch_size, epochs=1, verbose=0, callbacks=[clock])
     snaps = np.diff(np.array(clock.snaps), axis=0)[warmup:]
@@ -420,20 +422,22 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=300, help="measured steps (default 300)")
     parser.add_argument("--warmup", type=int, default=10, help="steps before measuring (default 10)")
+    parser.add_argument("--optimizer", default="rmsprop", help="the optimizer's name (default rmsprop, "
+                        "the book's; adam's bias correction is a step value uploaded every step)")
     args = parser.parse_args(argv)
     if args.steps < 2 or args.warmup < 1:
         parser.error("--steps must be >= 2 and --warmup >= 1")
 
-    print(f"book MNIST CNN, batch {args.batch_size}, CudaDevice('cupy') with no-op kernels and a "
-          f"counting stand-in for CuPy (no GPU work, no CuPy dispatch); "
+    print(f"book MNIST CNN, {args.optimizer}, batch {args.batch_size}, CudaDevice('cupy') with no-op "
+          f"kernels and a counting stand-in for CuPy (no GPU work, no CuPy dispatch); "
           f"{platform.processor() or platform.machine()}, Python {platform.python_version()}, "
           f"NumPy {np.__version__}")
     switch = plan_switch()
-    eager = measure(args.batch_size, args.steps, args.warmup, switch, on=False)
+    eager = measure(args.batch_size, args.steps, args.warmup, switch, on=False, optimizer=args.optimizer)
     report("eager", *eager)
     lines = [summary_line("eager", eager[0], eager[3])]
     if switch is not None:
-        planned = measure(args.batch_size, args.steps, args.warmup, switch, on=True)
+        planned = measure(args.batch_size, args.steps, args.warmup, switch, on=True, optimizer=args.optimizer)
         report("planned", *planned)
         lines.append(summary_line("planned", planned[0], planned[3]))
     else:

@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 
-from minicnn import backend  # noqa: E402
+from minicnn import backend, config  # noqa: E402
 from minicnn.backend import cupy_check, loader  # noqa: E402
 from minicnn.callbacks import Callback  # noqa: E402
 from minicnn.utils import set_random_seed, to_categorical  # noqa: E402
@@ -244,11 +244,13 @@ class StepWindow(Callback):
         self.stack = contextlib.ExitStack()
         self.before = self.after = None
 
+    first = 1   # the first batch counted (after warm-up steps)
+
     def on_train_batch_begin(self, batch, logs=None):
-        if batch == 1:
+        if batch == self.first:
             self.before = dict(self.counts)
             self.stack.enter_context(self.guard())
-        elif batch == self.steps + 1:
+        elif batch == self.first + self.steps:
             self.stack.close()
             self.after = dict(self.counts)
 
@@ -271,26 +273,33 @@ def nosync(args):
                 counts["pool mallocs"] += 1
         hooks = PoolMallocs()
         guard = lambda: cupyx.allow_synchronize(False)  # noqa: E731
-    set_random_seed(0)
-    x, y = batch_of(args.batch * (args.steps + 2))
-    window = StepWindow(args.steps, counts, guard)
-    try:
-        with counted_backend(name, counts), hooks:
-            model = book_model()
-            model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, callbacks=[window])
-    except Exception as e:
-        window.stack.close()
-        traceback.print_exc(limit=-6)
-        return verdict(FAIL, f"{type(e).__name__} inside the steps: {e}")
-    per_step = {k: (window.after[k] - window.before[k]) / args.steps for k in counts}
-    print(f"{name}, batch {args.batch}, per step over {args.steps} steps of fit: "
-          + ", ".join(f"{k} {v:g}" for k, v in per_step.items() if not (args.emulator and k == "pool mallocs")))
-    if per_step["read-backs"]:
-        return verdict(FAIL, f"{per_step['read-backs']:g} read-backs per step (each one a sync)")
+    found = {}
+    for how, plan in (("eager", False), ("planned", True)):   # MINICNN_STEP_PLAN off, then on
+        for k in counts:
+            counts[k] = 0
+        set_random_seed(0)
+        x, y = batch_of(args.batch * (args.steps + 4))
+        window = StepWindow(args.steps, counts, guard)
+        window.first = 3 if plan else 1   # a plan is ready after two recordings
+        try:
+            with counted_backend(name, counts), hooks, config.override(MINICNN_STEP_PLAN=plan):
+                model = book_model()
+                model.fit(x, y, batch_size=args.batch, epochs=1, verbose=0, callbacks=[window])
+        except Exception as e:
+            window.stack.close()
+            traceback.print_exc(limit=-6)
+            return verdict(FAIL, f"{type(e).__name__} inside the {how} steps: {e}")
+        per_step = found[how] = {k: (window.after[k] - window.before[k]) / args.steps for k in counts}
+        print(f"{name} {how}, batch {args.batch}, per step over {args.steps} steps of fit: "
+              + ", ".join(f"{k} {v:g}" for k, v in per_step.items() if not (args.emulator and k == "pool mallocs")))
+        if per_step["read-backs"]:
+            return verdict(FAIL, f"{per_step['read-backs']:g} read-backs per {how} step (each one a sync)")
     if args.emulator:
-        return verdict(PASS, "no read-back inside the steps (allow_synchronize needs a GPU: not checked)")
-    return verdict(PASS, f"{args.steps} steps under cupyx.allow_synchronize(False): no sync; "
-                         f"{per_step['launches']:g} kernel launches and {per_step['gemms']:g} GEMMs per step")
+        return verdict(PASS, "no read-back inside the steps, eager or planned "
+                             "(allow_synchronize needs a GPU: not checked)")
+    return verdict(PASS, f"{args.steps} steps under cupyx.allow_synchronize(False), eager and planned: "
+                         f"no sync; eager {found['eager']['launches']:g} kernel launches and "
+                         f"{found['eager']['gemms']:g} GEMMs per step")
 
 
 def main(argv=None):

@@ -3,7 +3,10 @@
 //
 // One fused update per parameter array, one thread per element, grid-stride,
 // no atomics. The step-dependent factors (bias corrections, Nadam's momentum
-// schedule) arrive as float32 scalars computed on the host; the float
+// schedule, the learning rate) are computed on the host and arrive through a
+// pointer, step[]: the optimizer's per-step values, a small device buffer at a
+// fixed address written before each step (minicnn/backend/step_values.py), so
+// a recorded step replays with each step's factors. The float
 // operations come in Keras 3's order (see the ops module). As in
 // optimizers.cu, NVRTC may fuse a*b + c into an fma on a GPU.
 //
@@ -24,13 +27,15 @@ __device__ __forceinline__ float nan_max(float a, float b)
 // adam_update
 // Contract (Keras 3 Adam): m += (g - m)*(1-b1); v += (g*g - v)*(1-b2);
 // amsgrad: vhat = max(vhat, v), used for v below;
-// param -= (m*alpha) / (sqrt(v) + eps), alpha = lr*sqrt(1-b2^t)/(1-b1^t).
+// param -= (m*alpha) / (sqrt(v) + eps), alpha = step[0] = lr*sqrt(1-b2^t)/(1-b1^t).
 // ----------------------------------------------------------------------------
 extern "C" __global__ void adam_update(
     float* param, const float* __restrict__ grad, float* __restrict__ m,
     float* __restrict__ v, float* vhat,
-    int total, float alpha, float one_minus_b1, float one_minus_b2, float eps, int amsgrad)
+    int total, const float* __restrict__ step, float one_minus_b1, float one_minus_b2, float eps,
+    int amsgrad)
 {
+    const float alpha = step[0];
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const float g = grad[i];
@@ -50,13 +55,14 @@ extern "C" __global__ void adam_update(
 // ----------------------------------------------------------------------------
 // adamax_update
 // Contract (Keras 3 Adamax): m += (g - m)*(1-b1); u = max(b2*u, |g|);
-// param -= (lr*m) / ((1 - b1^t) * (u + eps)).
+// param -= (lr*m) / ((1 - b1^t) * (u + eps)), with step[] = {lr, 1 - b1^t}.
 // ----------------------------------------------------------------------------
 extern "C" __global__ void adamax_update(
     float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
     float* __restrict__ u,
-    int total, float lr, float one_minus_b1, float beta_2, float eps, float one_minus_b1_power)
+    int total, const float* __restrict__ step, float one_minus_b1, float beta_2, float eps)
 {
+    const float lr = step[0], one_minus_b1_power = step[1];
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const float g = grad[i];
@@ -73,15 +79,16 @@ extern "C" __global__ void adamax_update(
 // nadam_update
 // Contract (Keras 3 Nadam): m, v as Adam's;
 // m_hat = (mu_next*m) / (1 - prod_next) + ((1 - mu)*g) / (1 - prod);
-// param -= (m_hat*lr) / (sqrt(v / (1 - b2^t)) + eps).
+// param -= (m_hat*lr) / (sqrt(v / (1 - b2^t)) + eps),
+// with step[] = {lr, mu_next, 1 - prod_next, 1 - mu, 1 - prod, 1 - b2^t}.
 // ----------------------------------------------------------------------------
 extern "C" __global__ void nadam_update(
     float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ m,
     float* __restrict__ v,
-    int total, float lr, float one_minus_b1, float one_minus_b2, float eps,
-    float mu_next, float one_minus_prod_next, float one_minus_mu, float one_minus_prod,
-    float one_minus_b2_power)
+    int total, const float* __restrict__ step, float one_minus_b1, float one_minus_b2, float eps)
 {
+    const float lr = step[0], mu_next = step[1], one_minus_prod_next = step[2];
+    const float one_minus_mu = step[3], one_minus_prod = step[4], one_minus_b2_power = step[5];
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const float g = grad[i];

@@ -28,14 +28,20 @@ __device__ __forceinline__ unsigned int mix32(unsigned int h)
 //   y[i] = bits(n) >= threshold ? x[i] / keep_prob : 0,   for i < total,
 // where bits(n) = DROPOUT_ROUNDS rounds of h = mix32(h + key) from h = n.
 // The noise index: i's coordinates in dims[0..rank) (row-major, innermost
-// last) weighted by strides[] (0 on the axes the mask is broadcast over).
-// key and threshold are unsigned values passed in int parameters.
+// last) weighted by strides[] (0 on the axes the mask is broadcast over);
+// layout[] holds dims then strides.
+// key and threshold are unsigned values passed in ints; the key through a
+// pointer, key_at[0]: a dropout layer's key buffer, written by the host
+// before each training step (minicnn/backend/step_values.py), so a recorded
+// step replays with each step's key (a new mask every step).
 extern "C" __global__ void dropout_apply(
     const float* __restrict__ x, float* __restrict__ y, int total, int rank,
-    const int* __restrict__ dims, const int* __restrict__ strides,
-    int key_bits, int threshold_bits, float keep_prob)
+    const int* __restrict__ layout, const int* __restrict__ key_at,
+    int threshold_bits, float keep_prob)
 {
-    const unsigned int key = (unsigned int)key_bits;
+    const int* dims = layout;
+    const int* strides = layout + rank;
+    const unsigned int key = (unsigned int)key_at[0];
     const unsigned int threshold = (unsigned int)threshold_bits;
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {

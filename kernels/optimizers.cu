@@ -13,6 +13,12 @@
 // can differ from the reference in the last bit; the emulator computes each
 // operation on its own.
 //
+// The learning rate arrives through a pointer, lr[0]: the optimizer's
+// per-step values (minicnn/backend/step_values.py), a small device buffer at a
+// fixed address that the host writes before each step. A schedule or a changed
+// rate then needs no other launch arguments, so a recorded step replays it
+// (a by-value rate would be replayed stale). Every thread reads the same word.
+//
 // A slot an optimizer does not use (SGD's velocity without momentum,
 // RMSprop's mean gradient when not centered) arrives as a pointer to the
 // parameter, and its flag keeps the kernel from touching it: those pointers
@@ -22,13 +28,14 @@
 
 // ----------------------------------------------------------------------------
 // sgd_update
-// Contract (Keras 3 SGD): use_m == 0: param -= g*lr.  Else m = m*momentum -
+// Contract (Keras 3 SGD), lr = lr_at[0]: use_m == 0: param -= g*lr.  Else m = m*momentum -
 // g*lr, then param += m, or with nesterov param += m*momentum - g*lr.
 // ----------------------------------------------------------------------------
 extern "C" __global__ void sgd_update(
     float* param, const float* __restrict__ grad, float* m,
-    int total, float lr, float momentum, int use_m, int nesterov)
+    int total, const float* __restrict__ lr_at, float momentum, int use_m, int nesterov)
 {
+    const float lr = lr_at[0];
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const float step = grad[i] * lr;
@@ -45,16 +52,17 @@ extern "C" __global__ void sgd_update(
 
 // ----------------------------------------------------------------------------
 // rmsprop_update
-// Contract (Keras 3 RMSprop): v = rho*v + (1-rho)*(g*g); centered:
+// Contract (Keras 3 RMSprop), lr = lr_at[0]: v = rho*v + (1-rho)*(g*g); centered:
 // avg = rho*avg + (1-rho)*g and d = (v - avg*avg) + eps, else d = v + eps;
 // inc = (lr*g) / sqrt(d); use_m: m = momentum*m + inc, param -= m; else
 // param -= inc.
 // ----------------------------------------------------------------------------
 extern "C" __global__ void rmsprop_update(
     float* param, const float* __restrict__ grad, float* v, float* avg, float* m,
-    int total, float lr, float rho, float one_minus_rho, float eps, float momentum,
-    int centered, int use_m)
+    int total, const float* __restrict__ lr_at, float rho, float one_minus_rho, float eps,
+    float momentum, int centered, int use_m)
 {
+    const float lr = lr_at[0];
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const float g = grad[i];
@@ -84,12 +92,13 @@ extern "C" __global__ void rmsprop_update(
 
 // ----------------------------------------------------------------------------
 // adagrad_update
-// Contract (Keras 3 Adagrad): acc += g*g; param -= (lr*g) / sqrt(acc + eps).
+// Contract (Keras 3 Adagrad), lr = lr_at[0]: acc += g*g; param -= (lr*g) / sqrt(acc + eps).
 // ----------------------------------------------------------------------------
 extern "C" __global__ void adagrad_update(
     float* __restrict__ param, const float* __restrict__ grad, float* __restrict__ acc,
-    int total, float lr, float eps)
+    int total, const float* __restrict__ lr_at, float eps)
 {
+    const float lr = lr_at[0];
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const float g = grad[i];
@@ -102,15 +111,16 @@ extern "C" __global__ void adagrad_update(
 
 // ----------------------------------------------------------------------------
 // adadelta_update
-// Contract (Keras 3 Adadelta): ag = rho*ag + (1-rho)*(g*g);
+// Contract (Keras 3 Adadelta), lr = lr_at[0]: ag = rho*ag + (1-rho)*(g*g);
 // delta = -((sqrt(ad + eps) * g) / sqrt(ag + eps));
 // ad = rho*ad + (1-rho)*(delta*delta); param += lr*delta.
 // ----------------------------------------------------------------------------
 extern "C" __global__ void adadelta_update(
     float* __restrict__ param, const float* __restrict__ grad,
     float* __restrict__ acc_grad, float* __restrict__ acc_delta,
-    int total, float lr, float rho, float one_minus_rho, float eps)
+    int total, const float* __restrict__ lr_at, float rho, float one_minus_rho, float eps)
 {
+    const float lr = lr_at[0];
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride) {
         const float g = grad[i];
@@ -127,10 +137,13 @@ extern "C" __global__ void adadelta_update(
 
 // ----------------------------------------------------------------------------
 // weight_decay
-// Contract (Keras 3 base optimizer, before the update): param -= (param*wd)*lr.
+// Contract (Keras 3 base optimizer, before the update), lr = lr_at[0]:
+// param -= (param*wd)*lr.
 // ----------------------------------------------------------------------------
-extern "C" __global__ void weight_decay(float* __restrict__ param, int total, float lr, float wd)
+extern "C" __global__ void weight_decay(
+    float* __restrict__ param, int total, const float* __restrict__ lr_at, float wd)
 {
+    const float lr = lr_at[0];
     const int stride = blockDim.x * gridDim.x;
     for (int i = blockIdx.x * blockDim.x + threadIdx.x; i < total; i += stride)
         param[i] -= (param[i] * wd) * lr;

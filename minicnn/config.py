@@ -151,9 +151,9 @@ SETTINGS = {s.name: s for s in (
     Setting("MINICNN_DOWNLOAD_BUDGET", 180.0,
             _seconds(False, "it must be a positive number of seconds"),
             "seconds > 0", "time for a whole dataset download, all sources together"),
-    Setting("MINICNN_STEP_PLAN", False, _flag(), "1 or 0",
-            "1: on the cupy and emulator backends, fit records its training step once per batch shape "
-            "and replays it (one CUDA graph per step on a GPU)"),
+    Setting("MINICNN_STEP_PLAN", True, _flag(), "1 or 0",
+            "0: on the cupy and emulator backends, fit runs every training step eagerly instead of "
+            "recording it once per batch shape and replaying it (one CUDA graph per step on a GPU)"),
     Setting("MINICNN_DEVICE_DATA", True, _flag(), "1 or 0",
             "0: on the cupy and emulator backends, fit copies each batch from the host instead of "
             "keeping the training set on the device (when it fits) and gathering batches there"),

@@ -46,6 +46,10 @@ class CpuDevice:
         """Copy ``src`` into ``dst`` (same shape), no allocation."""
         np.copyto(dst, src)
 
+    def clone(self, a):
+        """A new array holding ``a``."""
+        return a.copy()
+
 
 class CudaDevice:
     """Our CUDA kernels on ``xp`` arrays: ``cupy`` on a GPU, or ``numpy`` in the emulator."""
@@ -93,6 +97,13 @@ class CudaDevice:
         else:
             self.recording.copy(dst, src)
 
+    def clone(self, a):
+        """A new array holding device array ``a`` (made and filled through the seam, so that a
+        step plan records both)."""
+        out = self.empty(a.shape, a.dtype)
+        self.copy(out, a)
+        return out
+
     def matmul(self, a, b, out=None):
         """``a @ b`` of two 2-D float32 arrays (a cuBLAS GEMM; views such as ``x.T`` are
         read in place), into ``out`` when given (e.g. a view of a model's flat gradient
@@ -115,6 +126,17 @@ class CudaDevice:
             dst.set(np.ascontiguousarray(host, dtype=dst.dtype))
         else:
             np.copyto(dst, host, casting="unsafe")
+
+    def constant(self, host, dtype="float32"):
+        """A new device array holding host array ``host``: a small table a kernel reads (a
+        dropout mask's layout). A step plan holds it as one of its buffers, filled once,
+        with its values part of the recorded work (other values: another step)."""
+        host = np.ascontiguousarray(host, dtype=dtype)
+        a = self.empty(host.shape, dtype)
+        self.upload(a, host)
+        if self.recording is not None:
+            self.recording.constant(a, host)
+        return a
 
     def require(self, op, name, a, dtype=np.float32):
         """Refuse an array the kernels cannot read: another device's, another

@@ -4,21 +4,26 @@ While a :class:`Recording` is the device's ``recording`` (``CudaDevice.recording
 the step runs as usual, and the device notes, in order, every buffer it
 allocates (``device.empty`` / ``zeros``: the plan's arena), every zero fill,
 every device-to-device copy (``device.copy``), every kernel launch
-(``device.launch``) and every GEMM (``device.matmul``).
+(``device.launch``), every GEMM (``device.matmul``), every small table
+uploaded for a kernel (``device.constant``: one of the step's buffers, filled
+once, its bytes part of the work) and every :class:`~minicnn.backend.step_values.StepValues`
+the step refreshed (a learning rate, Adam's step size, a dropout key).
 Replaying the notes repeats the step's work on the same buffers, without
-any of minicnn's Python: on the emulator launch by launch, on CuPy as one
-CUDA graph captured once (:meth:`Recording.capture`; launch by launch if the
-capture fails).
+any of minicnn's Python but the step values: their owners compute this
+step's values, uploaded into their fixed buffers BEFORE the work, then the
+work: on the emulator launch by launch, on CuPy as one CUDA graph captured
+once (:meth:`Recording.capture`; launch by launch if the capture fails).
 
 A replay is right only if the step did all its device work through those
 calls and its work does not change from step to step. The second is
 checked, not assumed: :meth:`Recording.signature` writes the work with each
 array named by where it lives (the i-th arena buffer, or a fixed pointer such
 as a weight or an optimizer slot) and each scalar by its value; two
-consecutive recordings of a static step have equal signatures. Work that
-changes per step (a dropout seed, Adam's bias correction, a learning-rate
-schedule) or arrays made outside the seam (a CuPy ``a + b`` feeding a
-kernel, a new array each step) make the signatures differ: no plan then.
+consecutive recordings of a static step have equal signatures. Numbers that
+change per step reach the kernels through step values (a pointer, the same
+every step); a kernel scalar that changes per step, or arrays made outside
+the seam (a CuPy ``a + b`` feeding a kernel, a new array each step), make the
+signatures differ: no plan then.
 
 Example (what minicnn.models.step_plan does)::
 
@@ -48,7 +53,9 @@ class Recording:
         self.device = device
         self.buffers = []   # arrays allocated during the step, in order: the arena
         self.actions = []   # ('fill', a, value) | ('copy', dst, src) | ('launch', fn, grid, block, args)
-        #                     | ('gemm', a, b, out)
+        #                     | ('gemm', a, b, out) | ('constant', a, bytes)
+        self.step_values = []   # the StepValues the step refreshed, in order (a replay refreshes them)
+        self.repeated = False   # one of them refreshed twice in the step: no replay can do that
         self.outputs = ()   # the step's results (arrays the replay writes again)
         self.graph = None   # CuPy only: the CUDA graph of the actions, once captured
 
@@ -82,9 +89,24 @@ class Recording:
     def launched(self, fn, grid, block, args):
         self.actions.append(("launch", fn, grid, block, args))
 
+    def constant(self, a, host):
+        """``a`` (one of the step's buffers) was filled from ``host``: a replay finds it filled."""
+        self.actions.append(("constant", a, host.tobytes()))
+
+    def refreshed(self, values):
+        """StepValues ``values`` were refreshed (and uploaded) in the step. Twice in one step
+        cannot replay: eagerly the first kernels read the first values, but a replay uploads
+        before all the work, so they would read the second ones."""
+        self.repeated = self.repeated or any(v is values for v in self.step_values)
+        self.step_values.append(values)
+
     # -- replay ---------------------------------------------------------------------
     def replay(self):
-        """The recorded work again: one CUDA graph launch on CuPy once captured, else each action."""
+        """The recorded work again: first this step's values (each owner computes them, and
+        they are uploaded on the stream, before the work that reads them), then one CUDA
+        graph launch on CuPy once captured, else each action."""
+        for values in self.step_values:
+            values.refresh()
         if self.graph is not None:
             self.graph.launch()
         else:
@@ -100,8 +122,9 @@ class Recording:
                 matmul(action[1], action[2], out=action[3])
             elif kind == "copy":
                 self.device.xp.copyto(action[1], action[2])
-            else:
+            elif kind == "fill":
                 action[1].fill(action[2])
+            # 'constant': filled when recorded, and no kernel writes it
 
     def capture(self):
         """CuPy: capture the actions once as a CUDA graph (stream capture), so that a replay
@@ -161,11 +184,55 @@ class Recording:
                 work.append(("launch", fn, tuple(grid), tuple(block), tuple(place(a) for a in args)))
             elif action[0] in ("gemm", "copy"):
                 work.append((action[0],) + tuple(place(a) for a in action[1:]))
-            else:
-                work.append(("fill", place(action[1]), action[2]))
+            else:   # 'fill' or 'constant': where, and with what
+                work.append((action[0], place(action[1]), action[2]))
         shapes = tuple((tuple(b.shape), str(b.dtype)) for b in self.buffers)
         outputs = tuple(place(a) for a in self.outputs)
-        return shapes, tuple(work), outputs
+        values = (object(),) if self.repeated else tuple(self.step_values)   # compared by identity
+        return shapes, tuple(work), outputs, values
+
+
+    def foreign(self, lasting):
+        """The arrays the recorded work touches (its outputs included) that lie neither in the
+        step's own buffers (the arena) nor inside one of ``lasting`` (arrays that outlive a
+        step: the weights, their gradients, the optimizer's slots, the plan's inputs, the step
+        values' buffers). Such an array was made around the seam (a CuPy ``a + b`` feeding a
+        kernel, a NumPy scalar as a result): no replay would make it again, so the step must
+        not be planned, however alike two recordings look (a memory pool can hand out the
+        same address twice)."""
+        spans = _merged(sorted((pointer(b), pointer(b) + max(b.nbytes, 1))
+                               for b in list(self.buffers) + list(lasting)))
+        starts = [s for s, _ in spans]
+        found = []
+        for a in self._arrays():
+            if isinstance(a, np.generic):   # a host scalar where a device array belongs
+                found.append(a)
+                continue
+            p = pointer(a)
+            j = bisect.bisect_right(starts, p) - 1
+            if j < 0 or p >= spans[j][1]:
+                found.append(a)
+        return found
+
+    def _arrays(self):
+        """Every array the actions and the outputs name (kernel scalars left out)."""
+        for action in self.actions:
+            args = action[4] if action[0] == "launch" else action[1:]
+            for a in args:
+                if hasattr(a, "shape") and not isinstance(a, (np.generic, bytes)):
+                    yield a
+        yield from self.outputs
+
+
+def _merged(spans):
+    """Sorted (start, end) spans with the overlapping ones joined (a flat buffer and its views)."""
+    out = []
+    for start, end in spans:
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
 
 
 def _allocations_hook(cupy):

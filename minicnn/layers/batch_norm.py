@@ -116,8 +116,7 @@ class BatchNormalization(Layer):
         if moving is not None:
             # commit the new statistics only now that the whole forward has run: an error
             # above leaves them as they were (in place: the arrays are the layer's weights)
-            self.moving_mean[...] = moving[0]
-            self.moving_variance[...] = moving[1]
+            batch_norm.commit_moving(self.moving_mean, self.moving_variance, moving)
         if training:  # only backward needs the context; inference touches no state
             self._ctx = ctx
         return y

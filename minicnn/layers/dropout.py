@@ -37,10 +37,21 @@ class Dropout(Layer):
         self.rate = dropout.check_rate(rate, self.name)
         self.noise_shape = dropout.check_noise_shape(noise_shape, self.name)
         self.seed = dropout.check_seed(seed, self.name)   # as given (what get_config saves)
-        # the seed the masks use: the given one, or one drawn now from the global generator
-        self.mask_seed = self.seed if self.seed is not None else int(get_rng().integers(0, 2 ** 32))
-        self.step = 0   # training forwards so far: the generator's counter
+        # the masks' keys, from the given seed or one drawn now from the global generator; each
+        # training forward draws the next (see ops.dropout.MaskKeys: a step plan replays that too)
+        seed = self.seed if self.seed is not None else int(get_rng().integers(0, 2 ** 32))
+        self._keys = dropout.MaskKeys(seed)
         self._ctx = None
+
+    @property
+    def mask_seed(self):
+        """The seed the masks use: ``seed``, or the one drawn when the layer was made."""
+        return self._keys.seed
+
+    @property
+    def step(self):
+        """Training forwards so far: the mask generator's counter."""
+        return self._keys.step
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed,
@@ -54,11 +65,10 @@ class Dropout(Layer):
         return self.noise_shape
 
     def forward(self, x, training=False):
-        y, ctx = dropout.forward(x, self.rate, self.mask_seed, self.step,
-                                 self._noise_shape_for(x.shape), training=training, op=self.name)
+        y, ctx = dropout.forward(x, self.rate, self._keys, None, self._noise_shape_for(x.shape),
+                                 training=training, op=self.name)
         if training:  # only backward needs the mask's recipe; inference touches no state
             self._ctx = ctx
-            self.step += 1
         return y
 
     def backward(self, dout, need_dx=True):

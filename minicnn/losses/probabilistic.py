@@ -98,7 +98,7 @@ class CategoricalCrossentropy(Loss):
                 warnings.warn(f"`{self.name}` received `from_logits=True`, but the model's output was "
                               "produced by a softmax activation and thus does not represent logits. "
                               "Was this intended?", UserWarning, stacklevel=4)
-            probabilities = bias_act.forward(p.copy(), None, "softmax")
+            probabilities = bias_act.activate(p, "softmax")[0]   # a new array, p kept
             return _per_position(softmax_xent.softmax_xent_backward(probabilities, y), p), False
         if output_activation == "softmax":
             return _per_position(softmax_xent.softmax_xent_backward(p, y), p), True

@@ -113,7 +113,9 @@ def add_in_place(own, batch, shared=None):
     there are sums already that another array may hold)."""
     xp = backend.device().xp
     if own is None:
-        own = batch[0].copy(), [t.copy() for t in batch[1]]
+        # new arrays (a NumPy scalar, as a step that could not be planned
+        # may return, becomes a 0-d array that can be added into)
+        own = xp.asarray(batch[0]).copy(), [xp.asarray(t).copy() for t in batch[1]]
         if shared is None:
             return own
         batch, own_sums = own, shared   # shared + batch, written into the copies

@@ -22,6 +22,13 @@ Adam's and Adamax's ``1 - b1`` and ``1 - b2`` are computed in double, then round
 Keras computes them there; Nadam's arrive from the host, which rounds b1 and b2 first (so
 does Keras's nadam.py: ``1 - cast(beta_1)``).
 
+The factors that change per step come as one group, ``step``: Adam's ``alpha``; Adamax's
+``(lr, 1 - b1^t)``; Nadam's ``(lr, mu_next, 1 - prod_next, 1 - mu_t, 1 - prod_t, 1 - b2^t)``:
+numbers, or the optimizer's :class:`~minicnn.backend.step_values.StepValues` (or a view of
+it) holding them in that order. The CPU versions take them by value; the CUDA kernels read
+them through a pointer from that fixed device buffer, which a step plan's replay refreshes
+before the work (see ops/optimizers.py).
+
 Versions, as in ops/optimizers.py (whose check and dispatch these share): the reference
 (NumPy, any float dtype: the specification); the CPU kernels (Numba, float32: one pass,
 the reference's bits); the CUDA launches (``kernels/adam.cu``, one fused launch per
@@ -30,11 +37,13 @@ parameter).
 Example::
 
     >>> adam.adam_update(w, dw, m, v, alpha=np.float32(3.2e-4), beta_1=0.9, beta_2=0.999, eps=1e-7)
+    >>> adam.adamax_update(w, dw, m, u, (np.float32(2e-3), np.float32(0.1)), 0.9, 0.999, 1e-7)
 """
 import numpy as np
 
 from .. import backend
-from .optimizers import check, cpu_fast, launch, run_cpu
+from ..backend.step_values import host_values
+from .optimizers import check, cpu_fast, launch, per_step, run_cpu
 
 KERNELS = ("adam_update", "adamax_update", "nadam_update")   # in kernels/adam.cu
 
@@ -48,45 +57,54 @@ def _f32(*values):
 # ----------------------------------------------------------------------------
 def adam_update(param, grad, m, v, alpha, beta_1, beta_2, eps, vhat=None):
     """Keras 3 Adam in place (AMSGrad when ``vhat`` is given); ``alpha`` holds lr and the
-    bias corrections of this step."""
+    bias corrections of this step (a number, or step values holding it first)."""
     arrays = dict(param=param, grad=grad, m=m, v=v, vhat=vhat)
     check("adam_update", ("vhat",), **arrays)
     device = backend.device()
-    scalars = _f32(alpha, 1 - beta_1, 1 - beta_2, eps)
     if device.kind == "cuda":
-        launch(device, "adam", "adam_update", arrays, scalars + (np.int32(vhat is not None),))
-    elif cpu_fast(*arrays.values()):
-        run_cpu(adam_kernel, param, grad, m, v, vhat, *scalars, vhat is not None)
+        launch(device, "adam", "adam_update", arrays, (per_step(device, alpha),)
+               + _f32(1 - beta_1, 1 - beta_2, eps) + (np.int32(vhat is not None),))
+        return
+    alpha, = host_values(alpha, 1)
+    if cpu_fast(*arrays.values()):
+        run_cpu(adam_kernel, param, grad, m, v, vhat, *_f32(alpha, 1 - beta_1, 1 - beta_2, eps),
+                vhat is not None)
     else:
         adam_update_reference(param, grad, m, v, alpha, beta_1, beta_2, eps, vhat)
 
 
-def adamax_update(param, grad, m, u, lr, beta_1, beta_2, eps, one_minus_b1_power):
-    """Keras 3 Adamax in place: Adam with the infinity norm ``u`` of the gradients."""
+def adamax_update(param, grad, m, u, step, beta_1, beta_2, eps):
+    """Keras 3 Adamax in place: Adam with the infinity norm ``u`` of the gradients;
+    ``step`` = (lr, 1 - beta_1^t)."""
     arrays = dict(param=param, grad=grad, m=m, u=u)
     check("adamax_update", **arrays)
     device = backend.device()
-    scalars = _f32(lr, 1 - beta_1, beta_2, eps, one_minus_b1_power)
     if device.kind == "cuda":
-        launch(device, "adam", "adamax_update", arrays, scalars)
-    elif cpu_fast(*arrays.values()):
-        run_cpu(adamax_kernel, param, grad, m, u, *scalars)
+        launch(device, "adam", "adamax_update", arrays, (per_step(device, step, 2),)
+               + _f32(1 - beta_1, beta_2, eps))
+        return
+    lr, one_minus_b1_power = host_values(step, 2)
+    if cpu_fast(*arrays.values()):
+        run_cpu(adamax_kernel, param, grad, m, u, *_f32(lr, 1 - beta_1, beta_2, eps, one_minus_b1_power))
     else:
         adamax_update_reference(param, grad, m, u, lr, beta_1, beta_2, eps, one_minus_b1_power)
 
 
-def nadam_update(param, grad, m, v, lr, one_minus_b1, one_minus_b2, eps, mu_next, one_minus_prod_next,
-                 one_minus_mu, one_minus_prod, one_minus_b2_power):
-    """Keras 3 Nadam in place: Adam with Nesterov momentum on a schedule (the host's scalars;
-    Keras's Nadam rounds beta_1 and beta_2 BEFORE subtracting them from 1)."""
+def nadam_update(param, grad, m, v, step, one_minus_b1, one_minus_b2, eps):
+    """Keras 3 Nadam in place: Adam with Nesterov momentum on a schedule; ``step`` = the
+    host's (lr, mu_next, 1 - prod_next, 1 - mu, 1 - prod, 1 - beta_2^t) (Keras's Nadam
+    rounds beta_1 and beta_2 BEFORE subtracting them from 1)."""
     arrays = dict(param=param, grad=grad, m=m, v=v)
     check("nadam_update", **arrays)
     device = backend.device()
+    if device.kind == "cuda":
+        launch(device, "adam", "nadam_update", arrays, (per_step(device, step, 6),)
+               + _f32(one_minus_b1, one_minus_b2, eps))
+        return
+    lr, mu_next, one_minus_prod_next, one_minus_mu, one_minus_prod, one_minus_b2_power = host_values(step, 6)
     scalars = _f32(lr, one_minus_b1, one_minus_b2, eps, mu_next, one_minus_prod_next, one_minus_mu,
                    one_minus_prod, one_minus_b2_power)
-    if device.kind == "cuda":
-        launch(device, "adam", "nadam_update", arrays, scalars)
-    elif cpu_fast(*arrays.values()):
+    if cpu_fast(*arrays.values()):
         run_cpu(nadam_kernel, param, grad, m, v, *scalars)
     else:
         nadam_update_reference(param, grad, m, v, lr, one_minus_b1, one_minus_b2, eps, mu_next,

@@ -124,6 +124,15 @@ def forward(x, gamma, beta, moving_mean, moving_variance, axis=-1, momentum=0.99
     return forward_reference(x, gamma, beta, moving_mean, moving_variance, lay, momentum, epsilon, training)
 
 
+def commit_moving(moving_mean, moving_variance, moving):
+    """Write a training forward's new moving statistics (``moving``) into the layer's arrays,
+    in place, through the device seam: on a CUDA device a step plan records the copies
+    (an assignment around the seam would be missing from every replay)."""
+    device = backend.device()
+    device.copy(moving_mean, moving[0])
+    device.copy(moving_variance, moving[1])
+
+
 def backward(dy, ctx, op="batch_norm backward"):
     """``(dx, dgamma, dbeta)`` for the forward whose context is ``ctx``."""
     require_array(op, "dy", dy)
@@ -319,7 +328,8 @@ def _forward_cuda(device, x, gamma, beta, moving_mean, moving_variance, lay, mom
         if a is not None:
             device.require(op, name, a)
     outer, channels, inner = lay
-    gamma = device.asarray(np.ones(channels), "float32") if gamma is None else gamma
+    # scale=False: a table of ones made through the seam (a step plan holds it, filled once)
+    gamma = device.constant(np.ones(channels), "float32") if gamma is None else gamma
     beta = device.zeros((channels,)) if beta is None else beta
     moving = None
     if training:

@@ -151,7 +151,7 @@ def activate(x, activation, training=False, **params):
     is what backward (with has_bias False) needs."""
     params = check(x, None, activation, params=params)
     if act_ops.is_bias_act_own(activation, params):
-        y = ctx = _forward_own(x.copy(), None, activation, params)
+        y = ctx = _forward_own(backend.device().clone(x), None, activation, params)
     else:
         y, ctx = act_ops.forward(x, None, activation, params, in_place=False)   # ctx is x
     return y, (ctx if training else None)

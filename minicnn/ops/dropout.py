@@ -26,6 +26,13 @@ Backward REGENERATES the mask from (key, threshold) instead of keeping it:
 the context is a few numbers, no batch-sized array stays alive between the
 passes, and the hash is cheaper than reading a stored mask back.
 
+A layer draws its keys from a :class:`MaskKeys` (as Keras's SeedGenerator:
+each training forward takes the key of (seed, step) and counts the step).
+The CUDA kernel reads the key through a pointer, from the MaskKeys' fixed
+device buffer that the host writes before the forward (step values,
+minicnn/backend/step_values.py): the launch's arguments are the same every
+step, so a recorded training step replays, drawing each step's mask.
+
 Versions, top to bottom: the checks (every device, before any work); the
 reference (NumPy, any float dtype: the specification); the CPU kernel (one
 pass on all cores, float32, from ``MIN_KERNEL_SIZE`` values); the CUDA
@@ -43,6 +50,7 @@ import numpy as np
 
 from .. import backend
 from ..backend.devices import BLOCK_1D, grid_1d
+from ..backend.step_values import StepValues, device_values
 from .common import prange, require_array, require_shape
 
 KERNELS = ("dropout_apply",)   # in kernels/dropout.cu
@@ -51,8 +59,9 @@ ROUNDS = 2                     # DROPOUT_ROUNDS of kernels/dropout.cu
 SEED_SALT = 0x9E3779B9         # keeps seed 0 away from mix32's fixed point 0
 MASK32 = 0xFFFFFFFF
 
-# What backward needs to rebuild the mask: no array, just the recipe.
-Mask = namedtuple("Mask", "shape noise_shape key threshold keep_prob")
+# What backward needs to rebuild the mask: no array, just the recipe (``values``: the
+# MaskKeys the key was drawn from, whose device buffer holds it; None for a one-off call).
+Mask = namedtuple("Mask", "shape noise_shape key threshold keep_prob values", defaults=(None,))
 
 
 # ----------------------------------------------------------------------------
@@ -138,18 +147,50 @@ def make_mask(x_shape, rate, seed, step, noise_shape=None, dtype=np.float32):
                 threshold_of(rate), keep_prob)
 
 
+class MaskKeys(StepValues):
+    """A dropout layer's mask keys: each ``refresh()`` (one per training forward) draws the
+    key of (seed, step) and counts the step, as Keras's SeedGenerator moves on with each
+    draw. The key is this StepValues' one value (its 32 bits as an np.int32); on a CUDA
+    device it lives in a fixed buffer the kernel reads.
+
+    Example::
+
+        >>> keys = MaskKeys(seed=7)
+        >>> y, ctx = forward(x, 0.5, keys, None, training=True)   # step 0's mask; keys.step == 1
+    """
+
+    def __init__(self, seed, step=0):
+        super().__init__(self._draw, np.int32)
+        self.seed, self.step = int(seed), int(step)
+        self.key = None   # the key drawn last (a Python int)
+
+    def _draw(self):
+        self.key = stream_key(self.seed, self.step)
+        self.step += 1
+        return (_bits32(self.key),)
+
+
 # ----------------------------------------------------------------------------
 # the op
 # ----------------------------------------------------------------------------
 def forward(x, rate, seed, step, noise_shape=None, training=False, op="dropout"):
-    """``(y, ctx)``: x itself in inference (or at rate 0), else the dropped and rescaled x."""
+    """``(y, ctx)``: x itself in inference (or at rate 0), else the dropped and rescaled x.
+
+    The mask is that of (``seed``, ``step``); or ``seed`` is a layer's :class:`MaskKeys`
+    (``step`` None), which draws this training forward's key (and counts the step)."""
     require_array(op, "x", x)
     rate = check_rate(rate, op)
-    seed = check_seed(seed, op) or 0
+    keys = seed if isinstance(seed, MaskKeys) else None
+    if keys is None:
+        seed = check_seed(seed, op) or 0
     noise_shape = resolve_noise_shape(check_noise_shape(noise_shape, op), x.shape, op)
     if not training:
         return x, None
-    mask = make_mask(x.shape, rate, seed, int(step), noise_shape, x.dtype)
+    if keys is None:
+        mask = make_mask(x.shape, rate, seed, int(step), noise_shape, x.dtype)
+    else:
+        keys.refresh()   # this forward's key, and the step counted
+        mask = Mask(tuple(x.shape), noise_shape, keys.key, threshold_of(rate), x.dtype.type(1.0 - rate), keys)
     return apply(x, mask, op), mask
 
 
@@ -289,8 +330,15 @@ def _apply_cuda(device, x, mask, op):
     y = device.empty(x.shape)
     if y.size:
         dims, strides = noise_layout(mask.shape, mask.noise_shape)
+        # the key: the layer's MaskKeys buffer (this step's, written before the step) while
+        # it holds this recipe's key, else a copy (a one-off call; an older recipe); the
+        # layout: one small table, dims then strides
+        key = (_bits32(mask.key),)
+        if mask.values is not None and tuple(mask.values.values) == key:
+            key = mask.values
+        key = device_values(device, key, 1, np.int32)
         device.launch(op, "dropout", "dropout_apply", grid_1d(y.size), (BLOCK_1D, 1, 1),
-                      (x, y, np.int32(y.size), np.int32(len(dims)), device.asarray(dims, "int32"),
-                       device.asarray(strides, "int32"), _bits32(mask.key), _bits32(mask.threshold),
-                       np.float32(mask.keep_prob)))
+                      (x, y, np.int32(y.size), np.int32(len(dims)),
+                       device.constant(np.concatenate([dims, strides]), "int32"), key,
+                       _bits32(mask.threshold), np.float32(mask.keep_prob)))
     return y

@@ -22,6 +22,13 @@ is computed in double, then rounded; ``lr`` arrives already evaluated (a schedul
 step) from :mod:`minicnn.optimizers`, whose classes check the hyperparameters once, not
 here on every step. Every op updates its arrays in place and returns None.
 
+``lr``, the one number that changes from step to step (a schedule, Keras 2's ``decay``, a
+callback), is a number or the optimizer's :class:`~minicnn.backend.step_values.StepValues`
+(this step's values, the rate first). The CPU versions take it by value; the CUDA kernels
+read it through a pointer (``lr[0]``) from the StepValues' fixed device buffer, so that a
+step plan's replay, which refreshes that buffer before the work, reads each step's rate
+(a plain number is copied to the device for the launch).
+
 Versions, in this order: ``check`` (every device); the reference (NumPy, any float dtype:
 the specification); the CPU kernels (Numba, float32 C-contiguous arrays: one pass, no
 temporaries, the SAME BITS as the reference); the CUDA launches (``kernels/optimizers.cu``,
@@ -36,6 +43,7 @@ import numpy as np
 
 from .. import backend
 from ..backend.devices import BLOCK_1D, grid_1d
+from ..backend.step_values import device_values, host_values
 from .common import require_array, require_same_dtype
 
 KERNELS = ("sgd_update", "rmsprop_update", "adagrad_update", "adadelta_update",
@@ -80,7 +88,8 @@ def launch(device, module, op, arrays, scalars):
 
     ``arrays``: {name: array or None} in the kernel's order, the parameter first; an
     absent slot passes the parameter itself, which the kernel's flag never lets it
-    touch. Then the element count and the scalars (np.float32 / np.int32)."""
+    touch. Then the element count and the scalars (np.float32 / np.int32; the per-step
+    values' device array first: see ``per_step``)."""
     for name, a in arrays.items():
         if a is not None:
             device.require(op, name, a)
@@ -95,6 +104,12 @@ def _f32(*values):
     return tuple(np.float32(v) for v in values)
 
 
+def per_step(device, step, count=1):
+    """The kernel argument of this step's ``count`` values (``step``: a StepValues, a view of
+    one, a tuple or a number): a float32 device array the kernel reads them from."""
+    return device_values(device, step, count)
+
+
 # ----------------------------------------------------------------------------
 # 2. the ops
 # ----------------------------------------------------------------------------
@@ -105,8 +120,10 @@ def sgd_update(param, grad, lr, m=None, momentum=0.0, nesterov=False):
     device = backend.device()
     if device.kind == "cuda":
         launch(device, "optimizers", "sgd_update", arrays,
-               _f32(lr, momentum) + (np.int32(m is not None), np.int32(bool(nesterov))))
-    elif cpu_fast(*arrays.values()):
+               (per_step(device, lr),) + _f32(momentum) + (np.int32(m is not None), np.int32(bool(nesterov))))
+        return
+    lr, = host_values(lr, 1)
+    if cpu_fast(*arrays.values()):
         run_cpu(sgd_kernel, param, grad, m, *_f32(lr, momentum), m is not None, bool(nesterov))
     else:
         sgd_update_reference(param, grad, lr, m, momentum, nesterov)
@@ -117,12 +134,14 @@ def rmsprop_update(param, grad, v, lr, rho, eps, momentum=0.0, m=None, avg=None)
     arrays = dict(param=param, grad=grad, v=v, avg=avg, m=m)
     check("rmsprop_update", ("m", "avg"), **arrays)
     device = backend.device()
-    scalars = _f32(lr, rho, 1 - rho, eps, momentum)
     if device.kind == "cuda":
-        launch(device, "optimizers", "rmsprop_update", arrays,
-               scalars + (np.int32(avg is not None), np.int32(m is not None)))
-    elif cpu_fast(*arrays.values()):
-        run_cpu(rmsprop_kernel, param, grad, v, avg, m, *scalars, avg is not None, m is not None)
+        launch(device, "optimizers", "rmsprop_update", arrays, (per_step(device, lr),)
+               + _f32(rho, 1 - rho, eps, momentum) + (np.int32(avg is not None), np.int32(m is not None)))
+        return
+    lr, = host_values(lr, 1)
+    if cpu_fast(*arrays.values()):
+        run_cpu(rmsprop_kernel, param, grad, v, avg, m, *_f32(lr, rho, 1 - rho, eps, momentum),
+                avg is not None, m is not None)
     else:
         rmsprop_update_reference(param, grad, v, lr, rho, eps, momentum, m, avg)
 
@@ -133,8 +152,10 @@ def adagrad_update(param, grad, acc, lr, eps):
     check("adagrad_update", **arrays)
     device = backend.device()
     if device.kind == "cuda":
-        launch(device, "optimizers", "adagrad_update", arrays, _f32(lr, eps))
-    elif cpu_fast(*arrays.values()):
+        launch(device, "optimizers", "adagrad_update", arrays, (per_step(device, lr),) + _f32(eps))
+        return
+    lr, = host_values(lr, 1)
+    if cpu_fast(*arrays.values()):
         run_cpu(adagrad_kernel, param, grad, acc, *_f32(lr, eps))
     else:
         adagrad_update_reference(param, grad, acc, lr, eps)
@@ -145,11 +166,13 @@ def adadelta_update(param, grad, acc_grad, acc_delta, lr, rho, eps):
     arrays = dict(param=param, grad=grad, acc_grad=acc_grad, acc_delta=acc_delta)
     check("adadelta_update", **arrays)
     device = backend.device()
-    scalars = _f32(lr, rho, 1 - rho, eps)
     if device.kind == "cuda":
-        launch(device, "optimizers", "adadelta_update", arrays, scalars)
-    elif cpu_fast(*arrays.values()):
-        run_cpu(adadelta_kernel, param, grad, acc_grad, acc_delta, *scalars)
+        launch(device, "optimizers", "adadelta_update", arrays,
+               (per_step(device, lr),) + _f32(rho, 1 - rho, eps))
+        return
+    lr, = host_values(lr, 1)
+    if cpu_fast(*arrays.values()):
+        run_cpu(adadelta_kernel, param, grad, acc_grad, acc_delta, *_f32(lr, rho, 1 - rho, eps))
     else:
         adadelta_update_reference(param, grad, acc_grad, acc_delta, lr, rho, eps)
 
@@ -159,8 +182,10 @@ def weight_decay(param, lr, wd):
     check("weight_decay", param=param)
     device = backend.device()
     if device.kind == "cuda":
-        launch(device, "optimizers", "weight_decay", dict(param=param), _f32(lr, wd))
-    elif cpu_fast(param):
+        launch(device, "optimizers", "weight_decay", dict(param=param), (per_step(device, lr),) + _f32(wd))
+        return
+    lr, = host_values(lr, 1)
+    if cpu_fast(param):
         run_cpu(weight_decay_kernel, param, *_f32(lr, wd))
     else:
         weight_decay_reference(param, lr, wd)

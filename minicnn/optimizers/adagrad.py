@@ -27,8 +27,8 @@ class Adagrad(Optimizer):
     def _slot_initial(self, name):
         return self.initial_accumulator_value
 
-    def _update(self, var, grad, slot, lr):
-        ops.adagrad_update(var, grad, self._slot("accumulator", slot), lr, self.epsilon)
+    def _update(self, var, grad, slot, step):   # step: (lr,)
+        ops.adagrad_update(var, grad, self._slot("accumulator", slot), step, self.epsilon)
 
     def _own_config(self):
         return {"initial_accumulator_value": self.initial_accumulator_value, "epsilon": self.epsilon}
@@ -60,9 +60,9 @@ class Adadelta(Optimizer):
     def _slot_groups(self):
         return [("accumulated_grad", "accumulated_delta_var")]
 
-    def _update(self, var, grad, slot, lr):
+    def _update(self, var, grad, slot, step):   # step: (lr,)
         ops.adadelta_update(var, grad, self._slot("accumulated_grad", slot),
-                            self._slot("accumulated_delta_var", slot), lr, self.rho, self.epsilon)
+                            self._slot("accumulated_delta_var", slot), step, self.rho, self.epsilon)
 
     def _own_config(self):
         return {"rho": self.rho, "epsilon": self.epsilon}

@@ -1,7 +1,8 @@
 """Adam and its family: Adam (AMSGrad), AdamW, Adamax, Nadam (``keras.optimizers.*``).
 
 The factors that change with the step t = iterations + 1 are computed here, on the host,
-in the variable's dtype (np.float32 for float32 weights) and in Keras's order; the fused
+in the variable's dtype (np.float32 for float32 weights) and in Keras's order, once per
+step (``_step_factors``: the optimizer's step values, the learning rate first); the fused
 ops of minicnn/ops/adam.py apply them element by element.
 """
 import numpy as np
@@ -46,14 +47,17 @@ class Adam(Optimizer):
     def _slot_groups(self):
         return [("momentum", "velocity")] + ([("velocity_hat",)] if self.amsgrad else [])
 
-    def _update(self, var, grad, slot, lr):
-        dt = var.dtype.type
+    def _step_factors(self, dt):
+        lr = self._step_learning_rate(dt)
         t = self._step(dt)
         beta_1_power, beta_2_power = power(dt(self.beta_1), t), power(dt(self.beta_2), t)
         alpha = lr * np.sqrt(dt(1) - beta_2_power) / (dt(1) - beta_1_power)
+        return lr, alpha
+
+    def _update(self, var, grad, slot, step):   # step: (lr, alpha)
         vhat = self._slot("velocity_hat", slot) if self.amsgrad else None
         ops.adam_update(var, grad, self._slot("momentum", slot), self._slot("velocity", slot),
-                        alpha, self.beta_1, self.beta_2, self.epsilon, vhat)
+                        step[1:], self.beta_1, self.beta_2, self.epsilon, vhat)
 
     def _own_config(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon,
@@ -101,11 +105,12 @@ class Adamax(Optimizer):
     def _slot_groups(self):
         return [("momentum", "norm")]
 
-    def _update(self, var, grad, slot, lr):
-        dt = var.dtype.type
-        one_minus_b1_power = dt(1) - power(dt(self.beta_1), self._step(dt))
-        ops.adamax_update(var, grad, self._slot("momentum", slot), self._slot("norm", slot), lr,
-                          self.beta_1, self.beta_2, self.epsilon, one_minus_b1_power)
+    def _step_factors(self, dt):
+        return self._step_learning_rate(dt), dt(1) - power(dt(self.beta_1), self._step(dt))
+
+    def _update(self, var, grad, slot, step):   # step: (lr, 1 - beta_1^t)
+        ops.adamax_update(var, grad, self._slot("momentum", slot), self._slot("norm", slot), step,
+                          self.beta_1, self.beta_2, self.epsilon)
 
     def _own_config(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}
@@ -162,17 +167,20 @@ class Nadam(Optimizer):
         schedule = dt(1) - dt(0.5) * power(dt(0.96), self._step(dt))
         self._u_product = self._u_product * dt(self.beta_1) * schedule
 
-    def _update(self, var, grad, slot, lr):
-        dt = var.dtype.type
+    def _step_factors(self, dt):   # after _before_updates: this step's product
         mu = self._momentum_at(dt, self.iterations + 1)
         mu_next = self._momentum_at(dt, self.iterations + 2)
         prod = dt(self._u_product)
         prod_next = prod * mu_next
         beta_2_power = power(dt(self.beta_2), self._step(dt))
+        return (self._step_learning_rate(dt), mu_next, dt(1) - prod_next, dt(1) - mu, dt(1) - prod,
+                dt(1) - beta_2_power)
+
+    def _update(self, var, grad, slot, step):
+        dt = var.dtype.type
         # Keras's nadam.py rounds the betas to the dtype BEFORE 1 - beta (Adam's does not)
-        ops.nadam_update(var, grad, self._slot("momentum", slot), self._slot("velocity", slot), lr,
-                         dt(1) - dt(self.beta_1), dt(1) - dt(self.beta_2), self.epsilon,
-                         mu_next, dt(1) - prod_next, dt(1) - mu, dt(1) - prod, dt(1) - beta_2_power)
+        ops.nadam_update(var, grad, self._slot("momentum", slot), self._slot("velocity", slot), step,
+                         dt(1) - dt(self.beta_1), dt(1) - dt(self.beta_2), self.epsilon)
 
     def _own_config(self):
         return {"beta_1": self.beta_1, "beta_2": self.beta_2, "epsilon": self.epsilon}

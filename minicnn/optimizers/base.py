@@ -21,7 +21,11 @@ The learning rate is a float or a :mod:`~minicnn.optimizers.schedules` schedule,
 asked for the rate at ``iterations`` before each update. Keras 2's ``decay=`` (which Keras
 3 ignores) is applied as tf.keras 2 applied it: ``lr / (1 + decay * iterations)``. The
 rate and every step-dependent factor are computed here, on the host, in the variable's
-dtype (float32: np.float32 scalars), as Keras's casts compute them.
+dtype (float32: np.float32 scalars), as Keras's casts compute them, once per step: the
+optimizer's step values (:class:`~minicnn.backend.step_values.StepValues`: the rate first,
+then the subclass's factors, e.g. Adam's alpha). The ops read them by value on the CPU and
+from the StepValues' fixed device buffer on a CUDA device, so a step plan replays a step
+with a schedule, Keras 2's decay or Adam's bias correction (it refreshes them first).
 
 The state saves in Keras's order (``state_arrays``): iterations, the learning rate (unless
 it is a schedule), then the slots in the order of Keras's ``add_optimizer_variables``
@@ -35,6 +39,7 @@ import warnings
 import numpy as np
 
 from .. import backend
+from ..backend.step_values import StepValues
 from ..naming import snake_case
 from ..ops import gradient_clipping, optimizers as ops
 from .schedules import LearningRateSchedule
@@ -86,8 +91,9 @@ def _split(flat, variables):
 class Optimizer:
     """Base class of the optimizers: state, clipping, weight decay, schedules, configs.
 
-    A subclass names its slots (``_slot_groups``), computes its per-step scalars and calls
-    its fused op in ``_update``, and lists its own arguments in ``_own_config``.
+    A subclass names its slots (``_slot_groups``), computes its per-step factors
+    (``_step_factors``), calls its fused op in ``_update``, and lists its own arguments in
+    ``_own_config``.
 
     Example (any optimizer)::
 
@@ -130,6 +136,7 @@ class Optimizer:
         self._variables = None  # the variables this optimizer was built for, in slot order
         self._slots = {}        # slot name -> one array per variable, on the variables' device
         self._flat_slots = {}   # slot name -> the one buffer those arrays are views of (one dtype)
+        self._step_values = None   # this step's rate and factors (a StepValues, made on first use)
 
     # -- the learning rate --------------------------------------------------------
     def _checked_learning_rate(self, value):
@@ -229,13 +236,36 @@ class Optimizer:
         """Clip, decay and update ``variables`` (slot indices ``slots``; None: the flat
         slots), then count the step. Everything is checked already."""
         grads = self._clip(grads)
+        step = self._refreshed_step_values()   # this step's rate and factors, once
+        main = self._variables[0].dtype
+        # a variable of another dtype (mixed dtypes: the CPU only) gets them in its own dtype
+        steps = [step if var.dtype == main else self._step_factors(var.dtype.type) for var in variables]
         if self.weight_decay:
-            for var in variables:
-                ops.weight_decay(var, self._step_learning_rate(var.dtype.type), self.weight_decay)
-        self._before_updates()
-        for grad, var, slot in zip(grads, variables, slots):
-            self._update(var, grad, slot, self._step_learning_rate(var.dtype.type))
+            for var, values in zip(variables, steps):
+                ops.weight_decay(var, values, self.weight_decay)   # reads the rate, the first value
+        for grad, var, slot, values in zip(grads, variables, slots, steps):
+            self._update(var, grad, slot, values)
         self.iterations += 1
+
+    def _refreshed_step_values(self):
+        """The optimizer's StepValues, refreshed for this step. Made on first use, and again
+        when it computes for another object (DistributedOptimizer copies an optimizer's
+        attributes: the copy must count its own iterations)."""
+        values = self._step_values
+        if values is None or values.compute.__self__ is not self:
+            values = self._step_values = StepValues(self._next_step_values)
+        return values.refresh()
+
+    def _next_step_values(self):
+        """This step's values, in the dtype of the variables (of the first one): called once a
+        step by ``_step_values.refresh()``, eagerly or by a step plan's replay."""
+        self._before_updates()
+        return self._step_factors(self._variables[0].dtype.type)
+
+    def _step_factors(self, dt):
+        """The values of this step the ops need, in dtype ``dt``: the learning rate first (weight
+        decay reads it), then the subclass's own (Adam: alpha)."""
+        return (self._step_learning_rate(dt),)
 
     def _aggregate_gradients(self, flat_grad, batch_size):
         """A hook, called once per step before clipping: ``flat_grad`` is ONE 1-D array with
@@ -263,10 +293,12 @@ class Optimizer:
         return dt(self.iterations + 1)
 
     def _before_updates(self):
-        """Work done once per step before the variables' updates (Nadam's momentum product)."""
+        """Work done once per step before the step's factors (Nadam's momentum product)."""
 
-    def _update(self, var, grad, slot, lr):
-        """Update ``var`` (slot index ``slot``) from ``grad`` at learning rate ``lr`` (var's dtype)."""
+    def _update(self, var, grad, slot, step):
+        """Update ``var`` (slot index ``slot``) from ``grad``; ``step``: this step's values
+        (``_step_factors``: the rate first), a StepValues or, for another dtype, a tuple,
+        passed to the ops as they are."""
         raise NotImplementedError
 
     # -- state ----------------------------------------------------------------------

@@ -39,10 +39,10 @@ class RMSprop(Optimizer):
         """The mean squares, one per variable (slot order)."""
         return self._slots.get("velocity", [])
 
-    def _update(self, var, grad, slot, lr):
+    def _update(self, var, grad, slot, step):   # step: (lr,)
         m = self._slot("momentum", slot) if self.momentum > 0 else None
         avg = self._slot("average_gradient", slot) if self.centered else None
-        ops.rmsprop_update(var, grad, self._slot("velocity", slot), lr, self.rho, self.epsilon,
+        ops.rmsprop_update(var, grad, self._slot("velocity", slot), step, self.rho, self.epsilon,
                            self.momentum, m, avg)
 
     def _own_config(self):

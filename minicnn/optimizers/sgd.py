@@ -30,11 +30,11 @@ class SGD(Optimizer):
     def _slot_groups(self):
         return [("momentum",)] if self.momentum != 0 else []
 
-    def _update(self, var, grad, slot, lr):
+    def _update(self, var, grad, slot, step):   # step: (lr,)
         if self.momentum == 0:
-            ops.sgd_update(var, grad, lr)
+            ops.sgd_update(var, grad, step)
         else:
-            ops.sgd_update(var, grad, lr, self._slot("momentum", slot), self.momentum, self.nesterov)
+            ops.sgd_update(var, grad, step, self._slot("momentum", slot), self.momentum, self.nesterov)
 
     def _own_config(self):
         return {"momentum": self.momentum, "nesterov": self.nesterov}

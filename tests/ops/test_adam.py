@@ -34,9 +34,9 @@ def call(name, p, g, s, t, dt=np.float64):
     elif name == "adam_amsgrad":
         adam_update(p, g, s["m"], s["v"], k[0], B1, B2, EPS, vhat=s["vhat"])
     elif name == "adamax":
-        adamax_update(p, g, s["m"], s["u"], LR, B1, B2, EPS, k[0])
+        adamax_update(p, g, s["m"], s["u"], (LR, k[0]), B1, B2, EPS)
     else:
-        nadam_update(p, g, s["m"], s["v"], LR, 1 - B1, 1 - B2, EPS, *k)
+        nadam_update(p, g, s["m"], s["v"], (LR, *k), 1 - B1, 1 - B2, EPS)
 
 
 def naive_step(name, p, g, s, t):
@@ -153,9 +153,9 @@ def test_bad_calls_fail_the_same_way_on_every_device(impl):
             "grad.shape=(4,), m.shape=(4,), v.shape=(4,), vhat.shape=(5,)")):
         adam_update(a4, a4, a4, a4, 0.1, 0.9, 0.999, 1e-7, vhat=a5)
     with pytest.raises(TypeError, match="adamax_update: u must be an array. Received: u=NoneType"):
-        adamax_update(a4, a4, a4, None, 0.1, 0.9, 0.999, 1e-7, 0.1)   # only AMSGrad's vhat may be absent
+        adamax_update(a4, a4, a4, None, (0.1, 0.1), 0.9, 0.999, 1e-7)   # only AMSGrad's vhat may be absent
     with pytest.raises(TypeError, match="nadam_update: param, grad, m, v must have one dtype"):
-        nadam_update(a4, a4, a4, backend.device().asarray(np.zeros(4), dtype="float64"), *range(1, 10))
+        nadam_update(a4, a4, a4, backend.device().asarray(np.zeros(4), dtype="float64"), tuple(range(1, 7)), 1, 2, 3)
     np.testing.assert_array_equal(host(a4), 0)
 
 

@@ -227,4 +227,4 @@ def test_kernel_faults_are_reported_with_the_launch():
     p = np.zeros(8, np.float32)
     with pytest.raises(KernelFault, match=r"weight_decay: kernel optimizers.weight_decay \(grid="):
         device.launch("weight_decay", "optimizers", "weight_decay", (4, 1, 1), (256, 1, 1),
-                      (p, np.int32(100000), np.float32(0.1), np.float32(0.1)))
+                      (p, np.int32(100000), np.full(1, 0.1, np.float32), np.float32(0.1)))
