@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from benchmarks import gpu_parts
-from minicnn import backend
+from minicnn import backend, config
 from minicnn.utils import set_random_seed
 
 pytestmark = pytest.mark.gpu
@@ -59,3 +59,27 @@ def test_fit_steps_never_wait_for_the_gpu(capsys):
     out = capsys.readouterr().out
     assert rc == gpu_parts.PASS, out
     assert "read-backs 0" in out
+
+
+def test_the_planned_fit_replays_one_cuda_graph_and_equals_the_eager_fit():
+    """The step plan on the GPU (on by default): ready after two recordings, captured as one
+    CUDA graph, and the same training as eager steps (same kernels, same order)."""
+    set_random_seed(2)
+    x, y = gpu_parts.batch_of(64 * 6, seed=2)
+    start = gpu_parts.book_model().get_weights()
+    results = {}
+    for plan in (False, True):
+        backend.set_backend("cupy")
+        try:
+            with config.override(MINICNN_STEP_PLAN=plan):
+                model = gpu_parts.book_model()
+                model.set_weights(start)
+                model.fit(x, y, batch_size=64, epochs=1, verbose=0, shuffle=False)
+                results[plan] = (model.get_weights(), model._step_plans._plans)
+        finally:
+            backend.set_backend("numpy")
+    (eager, _), (planned, plans) = results[False], results[True]
+    full = next(iter(plans.values()))
+    assert full.ready and full.replays == 4 and full.last.graph is not None
+    for got, want in zip(planned, eager):
+        np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
