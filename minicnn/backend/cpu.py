@@ -38,9 +38,11 @@ class CpuRuntime:
         self.malloc_tuned = cpu_malloc.tune()   # a step's big arrays reused, not faulted in again
         self.numba = _import_numba()
         self.kernels = self.numba is not None
-        self.gemm_parts = None
+        self.gemm_parts = self.kernel_gemms = None
         if self.kernels and config.get("MINICNN_NUMBA_GEMM"):
             self.gemm_parts = cpu_gemm.compile_gemm_parts(self.numba)
+        # a kernel's gemm_nn / gemm_tn (minicnn.ops.common), compiled: one sgemm per call
+        self.kernel_gemms = cpu_gemm.compile_kernel_gemms(self.numba) if self.gemm_parts else None
         self._compiled = {}               # plain kernel -> compiled kernel
         self._numba_threads = threading.local()
         self.one_blas_thread = cpu_threads.ops_region
@@ -77,6 +79,11 @@ class CpuRuntime:
             # the kernel's module binds prange = range (readable, runs as plain
             # Python); compiled, the same code sees Numba's parallel prange
             scope = dict(kernel.__globals__, prange=self.numba.prange)
+            if "gemm_nn" in kernel.__code__.co_names or "gemm_tn" in kernel.__code__.co_names:
+                if self.kernel_gemms is None:
+                    raise RuntimeError(f"{kernel.__name__} multiplies with BLAS's sgemm, which was "
+                                       "not found (check runtime().kernel_gemms first)")
+                scope.update(self.kernel_gemms)
             fn = types.FunctionType(kernel.__code__, scope, kernel.__name__, kernel.__defaults__)
             fn.__qualname__, fn.__module__, fn.__doc__ = kernel.__qualname__, kernel.__module__, kernel.__doc__
             parallel = "prange" in kernel.__code__.co_names  # a serial kernel stays serial
@@ -147,7 +154,7 @@ def _after_fork_in_child():
     # would hang, so a forked child runs without compiled kernels
     if _runtime is not None:
         _runtime.kernels = False
-        _runtime.gemm_parts = None
+        _runtime.gemm_parts = _runtime.kernel_gemms = None
 
 
 if hasattr(os, "register_at_fork"):

@@ -12,6 +12,7 @@ third). Otherwise each part is an ``np.matmul`` on our Python thread pool.
 Either way OpenBLAS itself is held at one thread (:mod:`cpu_threads`).
 """
 import ctypes
+import types
 
 import numpy as np
 
@@ -84,9 +85,37 @@ def _parts32(ta, tb, ms, n, ks, a_ptrs, lda, b_ptrs, ldb, c_ptrs, ldc):
                  _ZERO, c_ptrs[p], ldc)
 
 
+def compile_kernel_gemms(numba):
+    """``{'gemm_nn': ..., 'gemm_tn': ...}``: Numba versions of minicnn.ops.common's
+    products for kernels that multiply inside their own parallel loop (one row-major
+    cblas_sgemm on the calling thread, which is then one of Numba's threads), or None
+    without a usable cblas_sgemm. Call after :func:`compile_gemm_parts` (it declares sgemm)."""
+    sgemm = _SGEMM64 if _SGEMM64 is not None else _SGEMM32
+    if sgemm is None:
+        return None
+    out = {}
+    for name, body in (("gemm_nn", _gemm_nn), ("gemm_tn", _gemm_tn)):
+        scope = dict(body.__globals__, SGEMM=sgemm)
+        fn = types.FunctionType(body.__code__, scope, name)
+        out[name] = numba.njit(nogil=True, cache=True, inline="always")(fn)
+    return out
+
+
+SGEMM = None   # the declared cblas_sgemm, frozen into the functions below when they compile
+
+
+def _gemm_nn(a, b, out):
+    SGEMM(ROW_MAJOR, AS_IS, AS_IS, out.shape[0], out.shape[1], a.shape[1], _ONE, a.ctypes.data,
+          a.shape[1], b.ctypes.data, b.shape[1], _ZERO, out.ctypes.data, out.shape[1])
+
+
+def _gemm_tn(a, b, out):
+    SGEMM(ROW_MAJOR, TRANSPOSED, AS_IS, out.shape[0], out.shape[1], a.shape[0], _ONE, a.ctypes.data,
+          a.shape[1], b.ctypes.data, b.shape[1], _ZERO, out.ctypes.data, out.shape[1])
+
+
 def _with_prange(fn, prange_):
     """``fn`` reading Numba's prange (its module binds plain range)."""
-    import types
     g = fn.__globals__  # the module's own globals: _SGEMM64/32 as set above
     scope = dict(g, prange=prange_)
     out = types.FunctionType(fn.__code__, scope, fn.__name__)

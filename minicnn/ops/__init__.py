@@ -11,8 +11,10 @@ call these modules and never branch on the device.
 import importlib
 import pkgutil
 
-# The op modules: every module of this package but the shared helpers.
-MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__) if m.name not in ("common", "geometry")))
+# The op modules: every module of this package but the shared helpers and the parts of an
+# op's module kept in a file of their own (<op>_cpu.py: its CPU fast path).
+MODULES = tuple(sorted(m.name for m in pkgutil.iter_modules(__path__)
+                       if m.name not in ("common", "geometry") and not m.name.endswith("_cpu")))
 
 
 def kernels():

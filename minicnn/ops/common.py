@@ -4,10 +4,22 @@ Each raises a TypeError or ValueError naming the op, the argument, what was
 expected and what was received. ``prange`` is the parallel loop of the ops'
 CPU kernels: plain ``range`` here (so a kernel reads, and runs, as ordinary
 Python), Numba's ``prange`` once :meth:`CpuRuntime.compile` compiles it.
+Likewise ``gemm_nn`` / ``gemm_tn``, a matrix product inside a kernel's loop:
+NumPy here, one call of BLAS's sgemm on the calling thread once compiled.
 """
 import numpy as np
 
 prange = range
+
+
+def gemm_nn(a, b, out):
+    """out = a @ b (2-D, C-contiguous float32 arrays)."""
+    np.matmul(a, b, out=out)
+
+
+def gemm_tn(a, b, out):
+    """out = a.T @ b (2-D, C-contiguous float32 arrays)."""
+    np.matmul(a.T, b, out=out)
 
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 

@@ -21,9 +21,11 @@ This module holds every version, in this order:
 2. The reference (``forward_reference`` / ``backward_reference``): NumPy,
    short, any float dtype. It is the specification the others are tested
    against.
-3. The CPU fast path, when compiled kernels run (Numba installed) and the
-   arrays are float32 and C-contiguous: im2col and col2im as one-pass
-   kernels on all cores, the GEMMs split over the same threads.
+3. The CPU fast path, when compiled kernels run (Numba installed, BLAS's
+   sgemm found) and the arrays are float32 and C-contiguous: the batch a few
+   images at a time on all cores, each chunk's im2col (or col2im) and its
+   GEMM back to back while its patches are in cache. For length it lives in
+   minicnn/ops/conv2d_cpu.py.
 4. The CUDA path: ``kernels/conv2d.cu`` (``im2col_nhwc``, ``col2im_nhwc``)
    and cuBLAS GEMMs (``device.matmul``), on a GPU or on the emulator.
 
@@ -42,19 +44,11 @@ import numpy as np
 
 from .. import backend
 from ..backend.devices import BLOCK_1D, grid_1d
-from .common import pads4, pair, prange, require_array, require_same_dtype, require_shape
+from . import conv2d_cpu
+from .common import pads4, pair, require_array, require_same_dtype, require_shape
 from .geometry import output_hw, span, window_view
 
 KERNELS = ("im2col_nhwc", "col2im_nhwc")   # in kernels/conv2d.cu
-
-# The compiled path puts (i, j, ch) on the patch matrix's fast axis when KW*C
-# is at least this, else the output cells (long runs either way; the first
-# layer, C = 1, needs the latter).
-MIN_RUN_FOR_ROW_PATCHES = 16
-# An inference batch whose patch matrix is bigger than this goes through in
-# slices of the batch (bounds the memory, keeps a training batch in one GEMM).
-MAX_SLICE_BYTES = 8 << 20
-_ZERO = np.float32(0)
 
 
 class Geometry(NamedTuple):
@@ -114,8 +108,8 @@ def forward(x, w, strides, pads, training=False, dilation=(1, 1)):
     device = backend.device()
     if device.kind == "cuda":
         y, patches = _forward_cuda(device, x, w, g)
-    elif _cpu_fast(x, w):
-        y, patches = _forward_cpu(x, w, g, training)
+    elif conv2d_cpu.applies(x, w):
+        y, patches = conv2d_cpu.forward(x, w, g, training)
     else:
         y, patches = forward_reference(x, w, (g.sh, g.sw), g.pads, (g.dh, g.dw)), None
     return y, Context(x, g, patches if training else None)
@@ -135,8 +129,8 @@ def backward(dy, ctx, w, need_dx=True, dw_out=None):
     device = backend.device()
     if device.kind == "cuda":
         return _backward_cuda(device, dy, ctx, w, need_dx, dw_out)
-    if _cpu_fast(dy, ctx.x, w):
-        return _backward_cpu(dy, ctx, w, need_dx)
+    if conv2d_cpu.applies(dy, ctx.x, w):
+        return conv2d_cpu.backward(dy, ctx, w, need_dx)
     return backward_reference(dy, ctx.x, w, (g.sh, g.sw), g.pads, need_dx, (g.dh, g.dw))
 
 
@@ -204,185 +198,8 @@ def backward_reference(dy, x, w, strides, pads, need_dx=True, dilation=(1, 1)):
 
 
 # ----------------------------------------------------------------------------
-# 3. the CPU fast path: compiled im2col / col2im, GEMMs over the threads
+# 3. the CPU fast path: minicnn/ops/conv2d_cpu.py (chunks of images, patches in cache)
 # ----------------------------------------------------------------------------
-def _cpu_fast(*arrays):
-    from ..backend.cpu import runtime  # late: the CUDA path never loads the CPU runtime
-    return runtime().uses_kernels(*arrays)
-
-
-def _rows_first(g):
-    return g.kw * g.c >= MIN_RUN_FOR_ROW_PATCHES
-
-
-def _im2col_cpu(x, g, col):
-    """col = the patch matrix of x: (P, K) rows of patches if _rows_first, else (K, P)."""
-    from ..backend.cpu import runtime
-    kernel = im2col_rows_kernel if _rows_first(g) else im2col_columns_kernel
-    runtime().compile(kernel)(x, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow, col)
-    return col
-
-
-def _patches_as_rows(col, g):
-    """The (P, K) patch matrix, a transposed view when it was built as (K, P)."""
-    return col if _rows_first(g) else col.T
-
-
-def _forward_cpu(x, w, g, training):
-    from ..backend.cpu import runtime
-    cpu = runtime()
-    rows, k = g.n * g.oh * g.ow, g.kh * g.kw * g.c
-    shape = (rows, k) if _rows_first(g) else (k, rows)
-    w2 = w.reshape(k, g.f)
-    y = np.empty((g.n, g.oh, g.ow, g.f), dtype=x.dtype)
-    if not training and rows * k * x.itemsize > MAX_SLICE_BYTES:
-        return _forward_cpu_sliced(x, w2, g, y), None
-    # the patch matrix outlives this call when training: backward reuses it
-    col = cpu.take(shape, x.dtype) if training else cpu.scratch("conv2d patches", shape, x.dtype)
-    _im2col_cpu(x, g, col)
-    with cpu.one_blas_thread:
-        cpu.gemm(_patches_as_rows(col, g), w2, y.reshape(rows, g.f))
-    return y, (col if training else None)
-
-
-def _forward_cpu_sliced(x, w2, g, y):
-    """A big (inference) batch: im2col + GEMM a slice of the batch at a time."""
-    from ..backend.cpu import runtime
-    cpu = runtime()
-    per_image = g.oh * g.ow * g.kh * g.kw * g.c * x.itemsize
-    step = max(1, MAX_SLICE_BYTES // per_image)
-    y2 = y.reshape(-1, g.f)
-    for a in range(0, g.n, step):
-        b = min(g.n, a + step)
-        gs = g._replace(n=b - a)
-        rows, k = gs.n * g.oh * g.ow, g.kh * g.kw * g.c
-        col = cpu.scratch("conv2d patches", (rows, k) if _rows_first(g) else (k, rows), x.dtype)
-        _im2col_cpu(x[a:b], gs, col)
-        with cpu.one_blas_thread:
-            cpu.gemm(_patches_as_rows(col, g), w2, y2[a * g.oh * g.ow:b * g.oh * g.ow])
-    return y
-
-
-def _backward_cpu(dy, ctx, w, need_dx):
-    from ..backend.cpu import runtime
-    cpu = runtime()
-    g = ctx.g
-    rows, k = g.n * g.oh * g.ow, g.kh * g.kw * g.c
-    col = ctx.patches
-    if col is None:
-        col = _im2col_cpu(ctx.x, g, cpu.scratch("conv2d patches",
-                                                (rows, k) if _rows_first(g) else (k, rows), dy.dtype))
-    dy2 = dy.reshape(rows, g.f)
-    try:
-        with cpu.one_blas_thread:
-            dw = cpu.gemm_tn(_patches_as_rows(col, g), dy2).reshape(w.shape)   # dW = P^T dY
-            if not need_dx:
-                return None, dw
-            dcol = cpu.gemm(dy2, w.reshape(k, g.f).T,                         # dP = dY W^T
-                            cpu.scratch("conv2d patch gradients", (rows, k), dy.dtype))
-    finally:
-        cpu.give_back(ctx.patches)  # forward took it for this backward alone
-    dx = np.empty((g.n, g.h, g.w, g.c), dtype=dy.dtype)
-    cpu.compile(col2im_kernel)(dcol, g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow, dx)
-    return dx, dw
-
-
-def im2col_rows_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, col):
-    """col (N*OH*OW, KH*KW*C): one row of patches per output cell, padding read as 0.
-
-    With stride 1 and no dilation along W and the window inside the row, a
-    patch row's KW*C values for one kernel row i are one contiguous run of x:
-    copied in one loop. Kernel tap (i, j) reads input row r*sh + i*dh - top,
-    column q*sw + j*dw - left."""
-    n, h, w, c = x.shape
-    run = kw * c
-    dense_w = sw == 1 and dw == 1      # a kernel row's taps are adjacent columns
-    for nr in prange(n * oh):          # one output row of one image per iteration
-        b = nr // oh
-        r = nr % oh
-        xb = x[b].reshape(h, w * c)
-        for q in range(ow):
-            p = nr * ow + q            # the patch row of output cell (b, r, q)
-            w0 = q * sw - left         # input column of the window's left edge
-            for i in range(kh):
-                hh = r * sh + i * dh - top     # input row of kernel row i
-                dst = col[p, i * run:(i + 1) * run]
-                if hh < 0 or hh >= h:
-                    for t in range(run):
-                        dst[t] = _ZERO
-                elif dense_w and w0 >= 0 and w0 + kw <= w:
-                    src = xb[hh, w0 * c:w0 * c + run]
-                    for t in range(run):
-                        dst[t] = src[t]
-                else:
-                    for j in range(kw):
-                        ww = w0 + j * dw
-                        for ch in range(c):
-                            dst[j * c + ch] = x[b, hh, ww, ch] if 0 <= ww < w else _ZERO
-
-
-def im2col_columns_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, colt):
-    """The transposed patch matrix colt (KH*KW*C, N*OH*OW): for small C (the
-    first layer) each of its rows is a long run of output cells.
-
-    Row (i, j, ch) of image b holds, for each output cell (r, q), the input
-    cell (r*sh + i*dh - top, q*sw + j*dw - left). The columns q whose input
-    column is inside the image form one range [q_lo, q_hi), worked out once
-    per row, so the copy loop has no bounds test (and vectorizes); the cells
-    before and after it, and whole rows r outside the image, are padding: 0."""
-    n, h, w, c = x.shape
-    for t in prange(kh * kw * c * n):
-        kk = t // n                    # the column (i, j, ch) of the patch matrix
-        b = t % n
-        i = kk // (kw * c)
-        j = (kk // c) % kw
-        ch = kk % c
-        row = colt[kk]
-        i0 = i * dh - top              # tap (i, j)'s offset from its window's corner
-        j0 = j * dw - left
-        q_lo = min(ow, (sw - 1 - j0) // sw) if j0 < 0 else 0   # first q with q*sw + j0 >= 0
-        q_hi = max(q_lo, min(ow, (w - 1 - j0) // sw + 1))      # past the last q with q*sw + j0 < w
-        for r in range(oh):
-            hh = r * sh + i0
-            base = (b * oh + r) * ow
-            if hh < 0 or hh >= h:
-                for q in range(ow):
-                    row[base + q] = _ZERO
-                continue
-            for q in range(q_lo):
-                row[base + q] = _ZERO
-            for q in range(q_lo, q_hi):
-                row[base + q] = x[b, hh, q * sw + j0, ch]
-            for q in range(q_hi, ow):
-                row[base + q] = _ZERO
-
-
-def col2im_kernel(dcol, kh, kw, sh, sw, dh, dw, top, left, oh, ow, dx):
-    """dx = col2im(dcol), one image per thread at a time (no shared writes).
-
-    As in the reference: a zeroed accumulator (the padded image), the patch
-    entries added offset by offset, (i, j) in order, so each cell sums the
-    same numbers in the same order (the reference's bits); then the padding
-    is cut off."""
-    n, h, w, c = dx.shape
-    hp = (oh - 1) * sh + (kh - 1) * dh + 1     # the padded rows the windows reach
-    wp = (ow - 1) * sw + (kw - 1) * dw + 1
-    for b in prange(n):
-        acc = np.zeros((max(hp, top + h), max(wp, left + w), c), dtype=dx.dtype)
-        for i in range(kh):
-            for j in range(kw):
-                base = (i * kw + j) * c
-                for r in range(oh):
-                    hh = r * sh + i * dh       # padded row of tap i in output row r
-                    for q in range(ow):
-                        src = dcol[(b * oh + r) * ow + q, base:base + c]
-                        dst = acc[hh, q * sw + j * dw]
-                        for ch in range(c):
-                            dst[ch] += src[ch]
-        for hh in range(h):
-            for ww in range(w):
-                for ch in range(c):
-                    dx[b, hh, ww, ch] = acc[hh + top, ww + left, ch]
 
 
 # ----------------------------------------------------------------------------

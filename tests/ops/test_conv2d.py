@@ -4,7 +4,7 @@ import pytest
 
 import naive
 from minicnn import backend
-from minicnn.ops import conv2d
+from minicnn.ops import conv2d, conv2d_cpu
 from minicnn.ops.geometry import out_size_and_pads
 from device_arrays import dev
 
@@ -62,7 +62,7 @@ def test_the_reference_in_float64_is_exact_to_rounding():
 
 
 def test_a_big_inference_batch_goes_through_in_slices(impl, monkeypatch):
-    monkeypatch.setattr(conv2d, "MAX_SLICE_BYTES", 3000)
+    monkeypatch.setattr(conv2d_cpu, "MAX_SLICE_BYTES", 3000)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((7, 9, 9, 4)).astype(np.float32)
     w = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
@@ -110,6 +110,11 @@ def test_book_shapes_over_real_thread_counts():
             results[t] = first
     finally:
         cpu_threads.set_num_threads(old)
+    from minicnn.backend.cpu import runtime
+    if runtime().kernel_gemms is not None:
+        # the chunks depend on the shapes alone (conv2d_cpu.py): any thread count, the same bits
+        for a, b in zip(results[1], results[3]):
+            np.testing.assert_array_equal(a, b)
     ref = (conv2d.forward_reference(x, w, (1, 1), pads),) + conv2d.backward_reference(dy, x, w, (1, 1), pads)
     for got in results.values():
         for a, b in zip(got, ref):
@@ -151,15 +156,20 @@ def test_padding_larger_than_needed(impl):
 def test_compiled_col2im_gives_the_reference_bits():
     """col2im sums each cell's entries in the reference's (i, j) order: same bits."""
     from minicnn.backend.cpu import runtime
-    if not runtime().kernels:
-        pytest.skip("needs Numba")
+    if runtime().kernel_gemms is None:
+        pytest.skip("needs Numba and BLAS's sgemm")
     rng = np.random.default_rng(4)
     kh, kw, strides, pads = 3, 2, (2, 1), (1, 1, 0, 1)
     x_shape = (3, 7, 6, 5)
     oh, ow = naive.out_hw(7, 6, (kh, kw), strides, pads)
     dcol = rng.standard_normal((3, oh, ow, kh, kw, 5)).astype(np.float32)
     dx = np.empty(x_shape, np.float32)
-    runtime().compile(conv2d.col2im_kernel)(dcol.reshape(3 * oh * ow, -1), kh, kw, *strides, 1, 1,
-                                            pads[0], pads[2], oh, ow, dx)
+    # dcol = dy2 @ wt with wt the identity: the kernel's product gives dcol exactly;
+    # two images per chunk, so the last chunk is short
+    k = kh * kw * 5
+    runtime().compile(conv2d_cpu.backward_chunks_kernel)(
+        np.empty((0, k), np.float32), dcol.reshape(3 * oh * ow, k), np.eye(k, dtype=np.float32),
+        kh, kw, *strides, 1, 1, pads[0], pads[2], oh, ow, 2, False, True,
+        np.empty((2, k, k), np.float32), np.empty((3 * oh * ow, k), np.float32), dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))

@@ -9,7 +9,7 @@ import pytest
 import naive_pooling as naive
 from naive import numeric_grad
 from minicnn import backend, layers, models
-from minicnn.ops import conv2d
+from minicnn.ops import conv2d, conv2d_cpu
 from minicnn.ops.geometry import out_size_and_pads, span
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "pooling"
@@ -51,7 +51,7 @@ def test_forward_and_backward_match_the_naive_loop(impl, x_shape, k_shape, strid
 
 
 def test_a_big_dilated_inference_batch_goes_through_in_slices(impl, monkeypatch):
-    monkeypatch.setattr(conv2d, "MAX_SLICE_BYTES", 3000)
+    monkeypatch.setattr(conv2d_cpu, "MAX_SLICE_BYTES", 3000)
     rng = np.random.default_rng(2)
     x = rng.standard_normal((5, 9, 9, 4)).astype(np.float32)
     w = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
@@ -74,16 +74,21 @@ def test_the_reference_in_float64_is_exact_to_rounding():
 
 def test_compiled_dilated_col2im_gives_the_reference_bits():
     from minicnn.backend.cpu import runtime
-    if not runtime().kernels:
-        pytest.skip("needs Numba")
+    if runtime().kernel_gemms is None:
+        pytest.skip("needs Numba and BLAS's sgemm")
     rng = np.random.default_rng(4)
     kh, kw, strides, dilation, pads = 3, 2, (1, 1), (2, 3), (2, 1, 1, 2)
     x_shape = (3, 7, 6, 5)
     oh, ow = naive.out_hw(7, 6, (kh, kw), strides, pads, dilation)
     dcol = rng.standard_normal((3, oh, ow, kh, kw, 5)).astype(np.float32)
     dx = np.empty(x_shape, np.float32)
-    runtime().compile(conv2d.col2im_kernel)(dcol.reshape(3 * oh * ow, -1), kh, kw, *strides, *dilation,
-                                            pads[0], pads[2], oh, ow, dx)
+    # dcol = dy2 @ wt with wt the identity: the kernel's product gives dcol exactly;
+    # two images per chunk, so the last chunk is short
+    k = kh * kw * 5
+    runtime().compile(conv2d_cpu.backward_chunks_kernel)(
+        np.empty((0, k), np.float32), dcol.reshape(3 * oh * ow, k), np.eye(k, dtype=np.float32),
+        kh, kw, *strides, *dilation, pads[0], pads[2], oh, ow, 2, False, True,
+        np.empty((2, k, k), np.float32), np.empty((3 * oh * ow, k), np.float32), dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads, dilation)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
 
