@@ -78,7 +78,7 @@ class CpuRuntime:
         if compiled is None:
             # the kernel's module binds prange = range (readable, runs as plain
             # Python); compiled, the same code sees Numba's parallel prange
-            scope = dict(kernel.__globals__, prange=self.numba.prange)
+            scope = dict(kernel.__globals__, prange=self.numba.prange, thread_id=self.numba.get_thread_id)
             if "gemm_nn" in kernel.__code__.co_names or "gemm_tn" in kernel.__code__.co_names:
                 if self.kernel_gemms is None:
                     raise RuntimeError(f"{kernel.__name__} multiplies with BLAS's sgemm, which was "

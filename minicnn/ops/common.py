@@ -5,11 +5,18 @@ expected and what was received. ``prange`` is the parallel loop of the ops'
 CPU kernels: plain ``range`` here (so a kernel reads, and runs, as ordinary
 Python), Numba's ``prange`` once :meth:`CpuRuntime.compile` compiles it.
 Likewise ``gemm_nn`` / ``gemm_tn``, a matrix product inside a kernel's loop:
-NumPy here, one call of BLAS's sgemm on the calling thread once compiled.
+NumPy here, one call of BLAS's sgemm on the calling thread once compiled; and
+``thread_id``, the core an iteration runs on.
 """
 import numpy as np
 
 prange = range
+
+
+def thread_id():
+    """The index of the core running this iteration of a ``prange`` loop (0 as plain
+    Python; Numba's ``get_thread_id`` compiled), for a buffer of its own."""
+    return 0
 
 
 def gemm_nn(a, b, out):

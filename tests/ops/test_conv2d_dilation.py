@@ -83,12 +83,14 @@ def test_compiled_dilated_col2im_gives_the_reference_bits():
     dcol = rng.standard_normal((3, oh, ow, kh, kw, 5)).astype(np.float32)
     dx = np.empty(x_shape, np.float32)
     # dcol = dy2 @ wt with wt the identity: the kernel's product gives dcol exactly;
-    # two images per chunk, so the last chunk is short
+    # two images per chunk, so the last chunk is short; no chunk of dW: dx alone
     k = kh * kw * 5
-    runtime().compile(conv2d_cpu.backward_chunks_kernel)(
-        np.empty((0, k), np.float32), dcol.reshape(3 * oh * ow, k), np.eye(k, dtype=np.float32),
-        kh, kw, *strides, *dilation, pads[0], pads[2], oh, ow, 2, False, True,
-        np.empty((2, k, k), np.float32), np.empty((3 * oh * ow, k), np.float32), dx)
+    cores = runtime().numba.config.NUMBA_NUM_THREADS   # one patch-gradient buffer per core
+    runtime().compile(conv2d_cpu.chunks_kernel)(
+        np.zeros(x_shape, np.float32), np.empty((k, k), np.float32), np.eye(k, dtype=np.float32),
+        dcol.reshape(3 * oh * ow, k), kh, kw, *strides, *dilation, pads[0], pads[2], oh, ow, 2,
+        True, True, np.empty((cores, 0, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
+        np.empty((0, k), np.float32), np.empty((0, k, k), np.float32), dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads, dilation)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
 
