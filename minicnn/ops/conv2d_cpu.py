@@ -22,9 +22,8 @@ minicnn/ops/common.py).
 The chunks depend on the shapes alone, never on the thread count: dW is
 summed chunk by chunk, in chunk order, so it has the same bits on 1, 2 or 8
 threads. A first layer with few channels (KW*C < ``MIN_RUN_FOR_ROW_PATCHES``)
-builds its patch matrix transposed instead, as long runs of output cells,
-keeps it for backward and multiplies it whole (its GEMM has K = 9:
-memory-bound either way).
+builds each chunk's patches transposed instead, one long run of output cells
+per tap, rather than runs of KW*C = 3 values.
 """
 import numpy as np
 
@@ -34,9 +33,6 @@ MIN_RUN_FOR_ROW_PATCHES = 16   # KW*C below this: the patch matrix as columns (C
 CHUNK_BYTES = 512 << 10        # a chunk's patch rows: well inside a core's L2 cache
 MIN_CHUNKS = 8                 # a batch splits into at least this many (the cores share them)
 MAX_CHUNKS = 64                # and at most this many (dW keeps one partial sum per chunk)
-# A patch matrix built whole (patches as columns) for an inference batch bigger than this
-# goes through in slices of the batch (bounds the memory).
-MAX_SLICE_BYTES = 8 << 20
 _ZERO = np.float32(0)
 
 
@@ -72,110 +68,67 @@ def _core_buffers(cpu, name, g, per, dtype):
     return cpu.scratch(name, (cores, per * g.oh * g.ow, g.kh * g.kw * g.c), dtype)
 
 
-def _chunks(cpu, x, w, g, dy2=None, need_dx=False, y2=None, need_dw=True):
+def _chunks(cpu, x, w, g, dy2=None, need_dx=False, y2=None):
     """Run chunks_kernel: forward (dy2 None) into y2, or backward: returns (dW's per-chunk
-    sums, or none without ``need_dw``; dx or None)."""
+    sums, dx or None)."""
     per = chunk_images(g)
     k = g.kh * g.kw * g.c
     backward = dy2 is not None
     f32 = x.dtype
     patches = _core_buffers(cpu, "conv2d chunk patches", g, per, f32)
-    dpatches = _core_buffers(cpu, "conv2d chunk patch gradients", g, per, f32) if need_dx else patches[:, :0]
-    partial = np.empty((-(-g.n // per) if backward and need_dw else 0, k, g.f), dtype=f32)
+    # (without dx: an empty array of the same kind, so that the kernel compiles once)
+    dpatches = _core_buffers(cpu, "conv2d chunk patch gradients", g, per, f32) if need_dx \
+        else np.empty((patches.shape[0], 0, k), dtype=f32)
+    partial = np.empty((-(-g.n // per) if backward else 0, k, g.f), dtype=f32)
     w2 = w.reshape(k, g.f)
     wt = np.ascontiguousarray(w2.T)   # (F, K): dP = dY @ W^T as a plain product
     empty_rows = np.empty((0, g.f), dtype=f32)
     dx = np.empty((g.n, g.h, g.w, g.c), dtype=f32) if need_dx else x[:0]   # x[:0]: never written
     with cpu.one_blas_thread:   # each core's sgemm on that core alone
         cpu.compile(chunks_kernel)(x, w2, wt, empty_rows if dy2 is None else dy2, *_ints(g), per,
-                                   backward, need_dx, patches, dpatches,
+                                   rows_first(g), backward, need_dx, patches, dpatches,
                                    empty_rows if y2 is None else y2, partial, dx)
     return partial, (dx if need_dx else None)
 
 
 def forward(x, w, g, training):
-    """``(y, patches)``: patches is the kept patch matrix of a training forward when it is
-    built whole (as columns), else None (backward builds each chunk's again)."""
-    cpu = _runtime()
+    """``(y, None)``: nothing is kept for backward, which builds each chunk's patches again
+    (``training`` changes nothing here)."""
     y = np.empty((g.n, g.oh, g.ow, g.f), dtype=x.dtype)
-    y2 = y.reshape(-1, g.f)
-    if rows_first(g):
-        _chunks(cpu, x, w, g, y2=y2)
-        return y, None
-    w2 = w.reshape(-1, g.f)
-    if training:   # taken from the runtime's free buffers; backward gives it back
-        col = cpu.take(_column_shape(g), x.dtype)
-        _columns_and_product(cpu, x, w2, g, col, y2)
-        return y, col
-    per_image = g.oh * g.ow * g.kh * g.kw * g.c * x.itemsize
-    step = max(1, MAX_SLICE_BYTES // max(1, per_image))
-    cells = g.oh * g.ow
-    for a in range(0, g.n, step):
-        b = min(g.n, a + step)
-        gs = g._replace(n=b - a)
-        col = cpu.scratch("conv2d patches", _column_shape(gs), x.dtype)
-        _columns_and_product(cpu, x[a:b], w2, gs, col, y2[a * cells:b * cells])
+    _chunks(_runtime(), x, w, g, y2=y.reshape(-1, g.f))
     return y, None
-
-
-def _column_shape(g):
-    return g.kh * g.kw * g.c, g.n * g.oh * g.ow
-
-
-def _columns_and_product(cpu, x, w2, g, col, y2):
-    """col = the transposed patch matrix of x, (K, P); y2 = col.T @ w2."""
-    with cpu.one_blas_thread:
-        cpu.compile(im2col_columns_kernel)(x, *_ints(g), col)
-        cpu.gemm(col.T, w2, y2)
 
 
 def backward(dy, ctx, w, need_dx):
     """``(dx or None, dw)``: dW = P^T dY summed chunk by chunk, in chunk order."""
-    cpu = _runtime()
     g = ctx.g
-    dy2 = dy.reshape(-1, g.f)
-    if rows_first(g):
-        partial, dx = _chunks(cpu, ctx.x, w, g, dy2=dy2, need_dx=need_dx)
-        return dx, np.add.reduce(partial, axis=0).reshape(w.shape)   # chunk 0, then 1, ...
-    col = ctx.patches
-    if col is None:   # an inference context: build the patches again
-        col = cpu.scratch("conv2d patches", _column_shape(g), dy.dtype)
-        _columns_and_product(cpu, ctx.x, w.reshape(-1, g.f), g, col,
-                             cpu.scratch("conv2d rebuilt output", (dy2.shape[0], g.f), dy.dtype))
-    try:
-        with cpu.one_blas_thread:
-            dw = cpu.gemm_tn(col.T, dy2).reshape(w.shape)   # one product split over the threads
-    finally:
-        cpu.give_back(ctx.patches)  # forward took it for this backward alone
-    if not need_dx:
-        return None, dw
-    # dx by the chunks kernel's second half alone (no chunk patches needed for it)
-    _, dx = _chunks(cpu, ctx.x, w, g, dy2=dy2, need_dx=True, need_dw=False)
-    return dx, dw
+    partial, dx = _chunks(_runtime(), ctx.x, w, g, dy2=dy.reshape(-1, g.f), need_dx=need_dx)
+    return dx, np.add.reduce(partial, axis=0).reshape(w.shape)   # chunk 0, then 1, ...
 
 
 # ----------------------------------------------------------------------------
 # the kernels (plain Python, compiled by the CPU runtime)
 # ----------------------------------------------------------------------------
-def chunks_kernel(x, w2, wt, dy2, kh, kw, sh, sw, dh, dw, top, left, oh, ow, per,
+def chunks_kernel(x, w2, wt, dy2, kh, kw, sh, sw, dh, dw, top, left, oh, ow, per, as_rows,
                   backward, need_dx, patches, dpatches, y2, partial, dx):
     """``per`` images at a time, each chunk on one core:
 
-    1. its patches, one row per output cell (padding read as 0), into that core's
-       ``patches`` buffer;
+    1. its patches (padding read as 0) into that core's ``patches`` buffer: one row per
+       output cell (``as_rows``), or transposed, one row per tap (i, j, ch) holding its
+       value for every output cell (few channels: long runs instead of runs of KW*C);
     2. forward: ``y2 = P @ w2`` for its rows; backward: ``partial[c] = P^T dY`` (chunk
        c's share of dW) and, with ``need_dx``, ``dx = col2im(dY @ wt)`` (wt = W^T)
        through the core's ``dpatches`` buffer.
 
-    A backward whose patches were kept as columns passes ``partial`` with no chunks:
-    then steps 1 and dW are skipped and only dx is made.
-
-    im2col: with stride 1 and no dilation along W and the window inside the row, a
-    patch row's KW*C values for one kernel row i are one contiguous run of x, copied
-    in one loop. Kernel tap (i, j) reads input row r*sh + i*dh - top, column
-    q*sw + j*dw - left. col2im as in the reference: per image a zeroed accumulator
-    (the padded image), the patch entries added offset by offset, (i, j) in order,
-    so each cell sums the same numbers in the same order; then the padding is cut off."""
+    Kernel tap (i, j) of output cell (r, q) reads input row r*sh + i*dh - top, column
+    q*sw + j*dw - left. As rows: with stride 1 and no dilation along W and the window
+    inside the row, a patch row's KW*C values for one kernel row i are one contiguous
+    run of x, copied in one loop. Transposed: the output columns q whose input column
+    is inside the image form one range [q_lo, q_hi), worked out once per tap, so the
+    copy loop has no bounds test. col2im as in the reference: per image a zeroed
+    accumulator (the padded image), the patch entries added offset by offset, (i, j) in
+    order, so each cell sums the same numbers in the same order; then the padding is
+    cut off."""
     n, h, w, c = x.shape
     cells = oh * ow
     run = kw * c
@@ -188,7 +141,30 @@ def chunks_kernel(x, w2, wt, dy2, kh, kw, sh, sw, dh, dw, top, left, oh, ow, per
         rows = (b1 - b0) * cells
         core = thread_id()
         col = patches[core]
-        if not backward or partial.shape[0] > 0:          # 1. the chunk's patches
+        colt = col.reshape(-1)[:rows * col.shape[1]].reshape(col.shape[1], rows)   # as (K, rows)
+        if not as_rows:                                   # 1. the chunk's patches, transposed
+            for kk in range(kh * kw * c):
+                i = kk // (kw * c)
+                j = (kk // c) % kw
+                ch = kk % c
+                j0 = j * dw - left                        # tap (i, j)'s column offset
+                q_lo = min(ow, (sw - 1 - j0) // sw) if j0 < 0 else 0   # first q with q*sw + j0 >= 0
+                q_hi = max(q_lo, min(ow, (w - 1 - j0) // sw + 1))      # past the last q inside
+                for b in range(b0, b1):
+                    for r in range(oh):
+                        hh = r * sh + i * dh - top
+                        base = ((b - b0) * oh + r) * ow
+                        if hh < 0 or hh >= h:
+                            for q in range(ow):
+                                colt[kk, base + q] = _ZERO
+                            continue
+                        for q in range(q_lo):
+                            colt[kk, base + q] = _ZERO
+                        for q in range(q_lo, q_hi):
+                            colt[kk, base + q] = x[b, hh, q * sw + j0, ch]
+                        for q in range(q_hi, ow):
+                            colt[kk, base + q] = _ZERO
+        else:                                             # 1. the chunk's patches, as rows
             for b in range(b0, b1):
                 xb = x[b].reshape(h, w * c)
                 for r in range(oh):
@@ -211,11 +187,16 @@ def chunks_kernel(x, w2, wt, dy2, kh, kw, sh, sw, dh, dw, top, left, oh, ow, per
                                     for ch in range(c):
                                         dst[j * c + ch] = x[b, hh, ww, ch] if 0 <= ww < w else _ZERO
         if not backward:                                  # 2. forward
-            gemm_nn(col[:rows], w2, y2[b0 * cells:b0 * cells + rows])
+            if as_rows:
+                gemm_nn(col[:rows], w2, y2[b0 * cells:b0 * cells + rows])
+            else:
+                gemm_tn(colt, w2, y2[b0 * cells:b0 * cells + rows])
             continue
         dy_c = dy2[b0 * cells:b0 * cells + rows]          # 2. backward
-        if partial.shape[0] > 0:
+        if as_rows:
             gemm_tn(col[:rows], dy_c, partial[part])
+        else:
+            gemm_nn(colt, dy_c, partial[part])
         if not need_dx:
             continue
         dcol = dpatches[core]
@@ -236,39 +217,3 @@ def chunks_kernel(x, w2, wt, dy2, kh, kw, sh, sw, dh, dw, top, left, oh, ow, per
                 for ww in range(w):
                     for ch in range(c):
                         dx[b, hh, ww, ch] = acc[hh + top, ww + left, ch]
-
-
-def im2col_columns_kernel(x, kh, kw, sh, sw, dh, dw, top, left, oh, ow, colt):
-    """The transposed patch matrix colt (KH*KW*C, N*OH*OW): for small C (the
-    first layer) each of its rows is a long run of output cells.
-
-    Row (i, j, ch) of image b holds, for each output cell (r, q), the input
-    cell (r*sh + i*dh - top, q*sw + j*dw - left). The columns q whose input
-    column is inside the image form one range [q_lo, q_hi), worked out once
-    per row, so the copy loop has no bounds test (and vectorizes); the cells
-    before and after it, and whole rows r outside the image, are padding: 0."""
-    n, h, w, c = x.shape
-    for t in prange(kh * kw * c * n):
-        kk = t // n                    # the column (i, j, ch) of the patch matrix
-        b = t % n
-        i = kk // (kw * c)
-        j = (kk // c) % kw
-        ch = kk % c
-        row = colt[kk]
-        i0 = i * dh - top              # tap (i, j)'s offset from its window's corner
-        j0 = j * dw - left
-        q_lo = min(ow, (sw - 1 - j0) // sw) if j0 < 0 else 0   # first q with q*sw + j0 >= 0
-        q_hi = max(q_lo, min(ow, (w - 1 - j0) // sw + 1))      # past the last q with q*sw + j0 < w
-        for r in range(oh):
-            hh = r * sh + i0
-            base = (b * oh + r) * ow
-            if hh < 0 or hh >= h:
-                for q in range(ow):
-                    row[base + q] = _ZERO
-                continue
-            for q in range(q_lo):
-                row[base + q] = _ZERO
-            for q in range(q_lo, q_hi):
-                row[base + q] = x[b, hh, q * sw + j0, ch]
-            for q in range(q_hi, ow):
-                row[base + q] = _ZERO

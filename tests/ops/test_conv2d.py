@@ -61,8 +61,8 @@ def test_the_reference_in_float64_is_exact_to_rounding():
         np.testing.assert_allclose(got, want, rtol=1e-12)
 
 
-def test_a_big_inference_batch_goes_through_in_slices(impl, monkeypatch):
-    monkeypatch.setattr(conv2d_cpu, "MAX_SLICE_BYTES", 3000)
+def test_a_batch_in_chunks_of_one_image_each(impl, monkeypatch):
+    monkeypatch.setattr(conv2d_cpu, "CHUNK_BYTES", 3000)   # one image a chunk
     rng = np.random.default_rng(2)
     x = rng.standard_normal((7, 9, 9, 4)).astype(np.float32)
     w = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
@@ -165,14 +165,14 @@ def test_compiled_col2im_gives_the_reference_bits():
     dcol = rng.standard_normal((3, oh, ow, kh, kw, 5)).astype(np.float32)
     dx = np.empty(x_shape, np.float32)
     # dcol = dy2 @ wt with wt the identity: the kernel's product gives dcol exactly;
-    # two images per chunk, so the last chunk is short; no chunk of dW: dx alone
+    # two images per chunk, so the last chunk is short (dW of the zero x comes along)
     k = kh * kw * 5
     cores = runtime().numba.config.NUMBA_NUM_THREADS   # one patch-gradient buffer per core
     runtime().compile(conv2d_cpu.chunks_kernel)(
         np.zeros(x_shape, np.float32), np.empty((k, k), np.float32), np.eye(k, dtype=np.float32),
-        dcol.reshape(3 * oh * ow, k), kh, kw, *strides, 1, 1, pads[0], pads[2], oh, ow, 2,
-        True, True, np.empty((cores, 0, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
-        np.empty((0, k), np.float32), np.empty((0, k, k), np.float32), dx)
+        dcol.reshape(3 * oh * ow, k), kh, kw, *strides, 1, 1, pads[0], pads[2], oh, ow, 2, True,
+        True, True, np.empty((cores, 2 * oh * ow, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
+        np.empty((0, k), np.float32), np.empty((2, k, k), np.float32), dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
 
@@ -189,16 +189,17 @@ def test_the_chunks_kernel_reads_as_plain_python():
     w2 = w.reshape(k, 4)
     patches, dpatches = (np.empty((1, 2 * cells, k), np.float32) for _ in range(2))
     y2 = np.empty((3 * cells, 4), np.float32)
-    args = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow, 2)
     nothing = np.empty((0, 4), np.float32)
-    conv2d_cpu.chunks_kernel(x, w2, w2.T.copy(), nothing, *args, False, False, patches, dpatches,
-                             y2, np.empty((0, k, 4), np.float32), x[:0])
-    np.testing.assert_allclose(y2.reshape(3, g.oh, g.ow, 4), conv2d.forward_reference(x, w, strides, pads),
-                               rtol=1e-5, atol=1e-5)
     dy = rng.standard_normal((3, g.oh, g.ow, 4)).astype(np.float32)
-    partial, dx = np.empty((2, k, 4), np.float32), np.empty(x.shape, np.float32)
-    conv2d_cpu.chunks_kernel(x, w2, w2.T.copy(), dy.reshape(-1, 4), *args, True, True, patches, dpatches,
-                             nothing, partial, dx)
     rdx, rdw = conv2d.backward_reference(dy, x, w, strides, pads)
-    np.testing.assert_allclose(dx, rdx, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(partial.sum(axis=0).reshape(w.shape), rdw, rtol=1e-5, atol=1e-5)
+    for as_rows in (True, False):   # patches as rows, and transposed (the few-channel layout)
+        args = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow, 2, as_rows)
+        conv2d_cpu.chunks_kernel(x, w2, w2.T.copy(), nothing, *args, False, False, patches, dpatches,
+                                 y2, np.empty((0, k, 4), np.float32), x[:0])
+        np.testing.assert_allclose(y2.reshape(3, g.oh, g.ow, 4),
+                                   conv2d.forward_reference(x, w, strides, pads), rtol=1e-5, atol=1e-5)
+        partial, dx = np.empty((2, k, 4), np.float32), np.empty(x.shape, np.float32)
+        conv2d_cpu.chunks_kernel(x, w2, w2.T.copy(), dy.reshape(-1, 4), *args, True, True, patches,
+                                 dpatches, nothing, partial, dx)
+        np.testing.assert_allclose(dx, rdx, rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(partial.sum(axis=0).reshape(w.shape), rdw, rtol=1e-5, atol=1e-5)

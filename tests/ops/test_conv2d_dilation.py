@@ -50,8 +50,8 @@ def test_forward_and_backward_match_the_naive_loop(impl, x_shape, k_shape, strid
     np.testing.assert_allclose(backend.to_numpy(dw2), ndw, rtol=1e-4, atol=1e-4)
 
 
-def test_a_big_dilated_inference_batch_goes_through_in_slices(impl, monkeypatch):
-    monkeypatch.setattr(conv2d_cpu, "MAX_SLICE_BYTES", 3000)
+def test_a_dilated_batch_in_chunks_of_one_image_each(impl, monkeypatch):
+    monkeypatch.setattr(conv2d_cpu, "CHUNK_BYTES", 3000)   # one image a chunk
     rng = np.random.default_rng(2)
     x = rng.standard_normal((5, 9, 9, 4)).astype(np.float32)
     w = rng.standard_normal((3, 3, 4, 5)).astype(np.float32)
@@ -83,14 +83,14 @@ def test_compiled_dilated_col2im_gives_the_reference_bits():
     dcol = rng.standard_normal((3, oh, ow, kh, kw, 5)).astype(np.float32)
     dx = np.empty(x_shape, np.float32)
     # dcol = dy2 @ wt with wt the identity: the kernel's product gives dcol exactly;
-    # two images per chunk, so the last chunk is short; no chunk of dW: dx alone
+    # two images per chunk, so the last chunk is short (dW of the zero x comes along)
     k = kh * kw * 5
     cores = runtime().numba.config.NUMBA_NUM_THREADS   # one patch-gradient buffer per core
     runtime().compile(conv2d_cpu.chunks_kernel)(
         np.zeros(x_shape, np.float32), np.empty((k, k), np.float32), np.eye(k, dtype=np.float32),
-        dcol.reshape(3 * oh * ow, k), kh, kw, *strides, *dilation, pads[0], pads[2], oh, ow, 2,
-        True, True, np.empty((cores, 0, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
-        np.empty((0, k), np.float32), np.empty((0, k, k), np.float32), dx)
+        dcol.reshape(3 * oh * ow, k), kh, kw, *strides, *dilation, pads[0], pads[2], oh, ow, 2, True,
+        True, True, np.empty((cores, 2 * oh * ow, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
+        np.empty((0, k), np.float32), np.empty((2, k, k), np.float32), dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads, dilation)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
 
