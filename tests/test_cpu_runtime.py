@@ -87,20 +87,6 @@ def test_scratch_is_per_thread():
     assert not np.shares_memory(mine, other[0])
 
 
-def test_taken_buffers_come_back_only_when_given_back(monkeypatch):
-    cpu_scratch.clear()
-    a = cpu_scratch.take((3, 4), np.float32)
-    b = cpu_scratch.take((3, 4), np.float32)
-    assert not np.shares_memory(a, b)
-    cpu_scratch.give_back(a, None)
-    assert cpu_scratch.take((3, 4), np.float32) is a      # reused once given back
-    assert cpu_scratch.take((3, 4), np.float32) is not b  # b is still its owner's
-    monkeypatch.setattr(cpu_scratch, "MAX_FREE_BYTES", 10)
-    cpu_scratch.give_back(a)                              # over the bound: not kept
-    assert cpu_scratch.take((3, 4), np.float32) is not a
-    cpu_scratch.clear()
-
-
 def test_kernels_follow_the_settings():
     cpu = runtime()
     x = np.zeros(3, np.float32)

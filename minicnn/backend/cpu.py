@@ -8,12 +8,12 @@ machine rather than the math:
 - ``parallel(n, fn)``: ``fn(lo, hi, part)`` over contiguous parts of range(n)
   on the Python worker pool (:mod:`cpu_threads`); ``one_blas_thread``: a
   context holding OpenBLAS at one thread while an op splits the work itself;
-- ``scratch`` / ``take`` / ``give_back``: reused memory (:mod:`cpu_scratch`);
+- ``scratch``: reused memory (:mod:`cpu_scratch`);
 - ``kernels``: whether compiled kernels run (Numba installed, $MINICNN_NUMBA
   not 0); ``compile(fn)`` turns an op's plain-Python kernel (written with
-  ``prange`` for its parallel loop) into a Numba function, cached on disk;
-  ``gemm`` / ``gemm_tn``: matrix products split over the threads
-  (:mod:`cpu_gemm`).
+  ``prange`` for its parallel loop, ``thread_id`` for its core, ``gemm_nn`` /
+  ``gemm_tn`` for one sgemm on that core) into a Numba function, cached on disk;
+  ``gemm``: a matrix product split over the threads (:mod:`cpu_gemm`).
 
 Nothing here knows any op. Example::
 
@@ -47,8 +47,6 @@ class CpuRuntime:
         self._numba_threads = threading.local()
         self.one_blas_thread = cpu_threads.ops_region
         self.scratch = cpu_scratch.scratch
-        self.take = cpu_scratch.take
-        self.give_back = cpu_scratch.give_back
 
     # -- threads ---------------------------------------------------------------
     @property
@@ -103,12 +101,8 @@ class CpuRuntime:
         """out = a @ b with a's rows split over the threads."""
         return cpu_gemm.gemm(self, a, b, out)
 
-    def gemm_tn(self, a, b):
-        """a.T @ b with the rows split over the threads, summed in part order."""
-        return cpu_gemm.gemm_tn(self, a, b)
-
     def clear(self):
-        """Drop reused memory (scratch, free buffers)."""
+        """Drop reused memory (this thread's scratch)."""
         cpu_scratch.clear()
 
 

@@ -1,8 +1,8 @@
 """Matrix products split over the CPU threads, for the ops' fast paths.
 
 ``gemm(a, b, out)`` computes ``out = a @ b`` with a's rows split into one part
-per thread; ``gemm_tn(a, b)`` computes ``a.T @ b`` with the rows of a and b
-split, the partial products summed in part order (the same bits every run).
+per thread. :func:`compile_kernel_gemms` gives kernels that multiply inside
+their own parallel loop one sgemm call on the calling thread.
 
 With Numba and NumPy's bundled OpenBLAS, each part is one call of OpenBLAS's
 own ``cblas_sgemm`` made from a Numba ``prange``: the GEMMs run on the same
@@ -159,38 +159,3 @@ def gemm(runtime, a, b, out):
 
     cpu_threads.parallel(m, part, _min_rows(a, b))
     return out
-
-
-def gemm_tn(runtime, a, b):
-    """a.T @ b, the rows of a and b split over the threads; partial products
-    summed in part order (same bits every run, for a given thread count)."""
-    m, k, n = a.shape[0], a.shape[1], b.shape[1]
-    oa = _operand(a)
-    if runtime.gemm_parts is not None and a.dtype == b.dtype == np.float32 \
-            and b.flags.c_contiguous and oa:
-        parts = cpu_threads.plan(m, _min_rows(a, b))[1]
-        bounds = np.array(cpu_threads.split(m, parts), dtype=np.int64)
-        lo, hi = bounds[:, 0], bounds[:, 1]
-        outs = np.empty((parts, k, n), dtype=np.float32)
-        if oa[0] == AS_IS:  # a (m, k) row-major: a[lo:hi].T is its rows transposed
-            ta, a_ptrs = TRANSPOSED, a.ctypes.data + lo * oa[1] * 4
-        else:               # a = c.T with c (k, m) row-major: a[lo:hi].T = c[:, lo:hi]
-            ta, a_ptrs = AS_IS, a.ctypes.data + lo * 4
-        runtime.set_numba_threads()
-        runtime.gemm_parts(ta, AS_IS, np.full(parts, k, np.int64), n, hi - lo, a_ptrs, oa[1],
-                           b.ctypes.data + lo * n * 4, n,
-                           outs.ctypes.data + np.arange(parts, dtype=np.int64) * (k * n * 4), n)
-        total = outs[0].copy()
-        for p in range(1, parts):
-            total += outs[p]
-        return total
-    outs = {}
-
-    def part(lo, hi, p):
-        outs[p] = np.matmul(a[lo:hi].T, b[lo:hi])
-
-    parts = cpu_threads.parallel(m, part, _min_rows(a, b))
-    total = outs[0]
-    for p in range(1, parts):
-        total += outs[p]
-    return total

@@ -1,16 +1,13 @@
-"""CPU memory the ops reuse across calls: per-thread scratch, and a free list.
+"""CPU memory the ops reuse across calls: per-thread scratch.
 
 A training step needs the same big temporaries every time (the padded
 input, the patch matrix, col2im's accumulator...). Made afresh each step
 they would cost page faults whenever glibc hands large blocks back to the
 OS, so the CPU fast paths take them from here.
 
-- :func:`scratch`: memory that lives only INSIDE one op call, per thread (a
-  worker always runs the same part of a batch; two user threads never share).
-- :func:`take` / :func:`give_back`: buffers that outlive a call, such as the
-  patch matrix a convolution's forward keeps in its context for backward.
-  Ownership is explicit: whoever took a buffer gives it back when done, and
-  only then may it be handed out again.
+:func:`scratch` is memory that lives only INSIDE one op call, per calling
+thread (two user threads never share it; an op's compiled kernel may split it
+between the cores it runs on, as conv2d's chunks do).
 """
 import threading
 from collections import OrderedDict
@@ -18,8 +15,6 @@ from collections import OrderedDict
 import numpy as np
 
 MAX_SCRATCH_BYTES = 32 << 20   # per thread; a book-model training step uses about 10 MiB
-MAX_FREE_PER_SHAPE = 2         # free buffers kept per (shape, dtype)
-MAX_FREE_BYTES = 48 << 20      # all free buffers together
 
 _local = threading.local()
 
@@ -74,47 +69,7 @@ def _add(cache, key, a):
     return a
 
 
-_free = OrderedDict()   # (shape, dtype) -> [arrays nobody holds]
-_free_bytes = 0
-_free_lock = threading.Lock()
-
-
-def take(shape, dtype):
-    """An array of ``shape``/``dtype`` (contents undefined) for the caller to own."""
-    global _free_bytes
-    key = (tuple(shape), np.dtype(dtype).str)
-    with _free_lock:
-        arrays = _free.get(key)
-        if arrays:
-            a = arrays.pop()
-            _free_bytes -= a.nbytes
-            return a
-    return np.empty(shape, dtype)
-
-
-def give_back(*arrays):
-    """Return arrays from :func:`take` that the caller no longer uses (None is skipped)."""
-    global _free_bytes
-    with _free_lock:
-        for a in arrays:
-            if a is None:
-                continue
-            key = (a.shape, a.dtype.str)
-            kept = _free.setdefault(key, [])
-            _free.move_to_end(key)
-            if len(kept) < MAX_FREE_PER_SHAPE:
-                kept.append(a)
-                _free_bytes += a.nbytes
-        while _free_bytes > MAX_FREE_BYTES and _free:
-            _, old = _free.popitem(last=False)
-            _free_bytes -= sum(x.nbytes for x in old)
-
-
 def clear():
-    """Drop this thread's scratch and every free buffer."""
-    global _free_bytes
+    """Drop this thread's scratch."""
     _local.cache = OrderedDict()
     _local.nbytes = 0
-    with _free_lock:
-        _free.clear()
-        _free_bytes = 0
