@@ -112,3 +112,20 @@ def test_ops_work_in_a_forked_child():
 
 def _child_conv(x, w):
     return conv2d.forward(x, w, (1, 1), (0, 0, 0, 0))[0]
+
+
+def test_openmp_workers_spin_briefly_unless_the_user_chose():
+    """Numba's libgomp reads GOMP_SPINCOUNT when it loads: the CPU runtime sets a short spin
+    (a core shared with another process is not burnt waiting), a value already set wins."""
+    import os
+    import subprocess
+    import sys
+    code = ("import os; from minicnn.backend.cpu import runtime; runtime(); "
+            "print(os.environ.get('GOMP_SPINCOUNT'))")
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY")}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    expected = "1000" if runtime().numba is not None else "None"
+    assert out.stdout.split()[-1] == expected, out.stderr
+    env["GOMP_SPINCOUNT"] = "77"
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split()[-1] == "77", out.stderr

@@ -118,10 +118,20 @@ class _Kernel:
         return self.jitted(*args)
 
 
+# How long Numba's OpenMP workers (GNU libgomp) spin waiting for the next parallel loop
+# before they sleep. libgomp's default, 300,000 spins, is about a millisecond per pause: with
+# another process busy on one of two cores, that spinning made the step 1.4-1.6x the
+# one-thread step; 1,000 spins gave 1.06x, the quiet step unchanged (benchmarks/RESULTS.md).
+# Set before libgomp loads (it reads its environment then); a value already set wins.
+GOMP_SPINCOUNT = "1000"
+
+
 def _import_numba():
     """Numba, or None when it is not installed, refused, or turned off."""
     if not config.get("MINICNN_NUMBA"):
         return None
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", GOMP_SPINCOUNT)
     try:
         import numba
     except Exception:  # not installed, or refusing this NumPy: the reference code runs
