@@ -29,8 +29,10 @@ This module holds every version, in this order:
 4. The CUDA path: ``kernels/conv2d.cu`` (``im2col_nhwc``, ``col2im_nhwc``)
    and cuBLAS GEMMs (``device.matmul``), on a GPU or on the emulator.
 
-The patch matrix that forward builds is what backward needs: with
-``training=True`` it travels to backward in the returned :class:`Context`.
+On the CUDA path the patch matrix that forward builds is what backward
+needs: with ``training=True`` it travels to backward in the returned
+:class:`Context`. The CPU fast path keeps none (backward builds each chunk's
+patches again, which is faster than reading them back from memory).
 
 Example::
 
