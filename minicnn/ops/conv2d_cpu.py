@@ -81,7 +81,8 @@ def _chunks(cpu, x, w, g, dy2=None, need_dx=False, y2=None):
         else np.empty((patches.shape[0], 0, k), dtype=f32)
     partial = np.empty((-(-g.n // per) if backward else 0, k, g.f), dtype=f32)
     w2 = w.reshape(k, g.f)
-    wt = np.ascontiguousarray(w2.T)   # (F, K): dP = dY @ W^T as a plain product
+    # (F, K): dP = dY @ W^T as a plain product (only dx reads it)
+    wt = np.ascontiguousarray(w2.T) if need_dx else np.empty((0, k), dtype=f32)
     empty_rows = np.empty((0, g.f), dtype=f32)
     dx = np.empty((g.n, g.h, g.w, g.c), dtype=f32) if need_dx else x[:0]   # x[:0]: never written
     with cpu.one_blas_thread:   # each core's sgemm on that core alone
