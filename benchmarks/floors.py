@@ -32,6 +32,8 @@ minicnn runs (im2col + GEMM), float32 throughout:
   is asked for, dP = dY W^T (2*P*K*F); bytes dy + w + dw + the patch matrix
   read (written first too, and x read, when forward kept none) + with dx: dP
   written and read by col2im (2 * P*K*4) and dx written.
+* conv2d_bias_act.forward / .backward (conv2d with the bias and ReLU fused in): as
+  conv2d's, plus the bias read, and backward's ReLU output read.
 * dense.forward / dense.backward: FLOPs 2*M*K*F per GEMM (M rows of x, w (K, F));
   bytes as below.
 * every ``*_update`` (optimizer): every array read, every one but ``grad``
@@ -154,21 +156,16 @@ def generic_bytes(args, kwargs, result):
     return read + written
 
 
-def _conv_forward(args, kwargs, result):
-    x, w, strides = args[0], args[1], args[2]
-    y = result[0]
+def _conv_forward(x, w, strides, pads, y):
     n, oh, ow, f = y.shape
     kh, kw, c, _ = w.shape
     p, k = n * oh * ow, kh * kw * c
-    pads = args[3] if len(args) > 3 else kwargs.get("pads", (0, 0, 0, 0))
     pointwise = (kh, kw) == (1, 1) and tuple(np.ravel(strides)) in ((1,), (1, 1)) and not any(np.ravel(pads))
     patches = 0 if pointwise else 2 * p * k * F32
     return 2 * p * k * f, x.nbytes + w.nbytes + y.nbytes + patches
 
 
-def _conv_backward(args, kwargs, result):
-    dy, ctx, w = args[0], args[1], args[2]
-    dx, dw = result
+def _conv_backward(dy, ctx, w, dx, dw):
     g = ctx.g
     p, k, f = g.n * g.oh * g.ow, g.kh * g.kw * g.c, g.f
     pk = p * k * F32
@@ -180,6 +177,28 @@ def _conv_backward(args, kwargs, result):
         flops += 2 * p * k * f
         moved += 2 * pk + dx.nbytes         # dP written, read by col2im; dx written
     return flops, moved
+
+
+def _conv_cost(name, args, kwargs, result):
+    """conv2d.forward(x, w, strides, pads) / .backward(dy, ctx, w); conv2d_bias_act.forward(x, w,
+    b, activation, strides, pads) / .backward(da, ctx, w, activation, has_bias)."""
+    def arg(i, key, default=None):
+        return args[i] if len(args) > i else kwargs.get(key, default)
+    fused = name.startswith("conv2d_bias_act.")
+    if name.endswith(".forward"):
+        x, w = args[0], args[1]
+        strides, pads = (arg(4, "strides"), arg(5, "pads", (0, 0, 0, 0))) if fused else \
+            (arg(2, "strides"), arg(3, "pads", (0, 0, 0, 0)))
+        flops, moved = _conv_forward(x, w, strides, pads, result[0])
+        b = arg(2, "b") if fused else None
+        return flops, moved + (b.nbytes if b is not None else 0)
+    dy, ctx, w = args[0], args[1], args[2]
+    extra = 0
+    if fused:   # the activation's context (relu: its output a) is read too
+        ctx, act = ctx.conv, ctx.act
+        extra = act.nbytes if arg(3, "activation") != "linear" and isinstance(act, np.ndarray) else 0
+    flops, moved = _conv_backward(dy, ctx, w, result[0], result[1])
+    return flops, moved + extra
 
 
 def _dense_flops(name, args, result):
@@ -195,10 +214,8 @@ def op_cost(name, args, kwargs, result):
     """``(flops, bytes, how)`` of one call of op ``name`` ("conv2d.forward", ...); how is the
     model used: "conv", "gemm", "update" or "generic" (see the module docstring)."""
     try:
-        if name == "conv2d.forward":
-            return _conv_forward(args, kwargs, result) + ("conv",)
-        if name == "conv2d.backward":
-            return _conv_backward(args, kwargs, result) + ("conv",)
+        if name.split(".")[0] in ("conv2d", "conv2d_bias_act"):
+            return _conv_cost(name, args, kwargs, result) + ("conv",)
         if name in ("dense.forward", "dense.backward"):
             return _dense_flops(name, args, result), generic_bytes(args, kwargs, result), "gemm"
         if name.endswith("_update"):

@@ -17,6 +17,7 @@ its floor max(FLOPs / SGEMM rate, bytes / bandwidth), and
 time / floor, the ops sorted by the gap (ms - floor ms), largest first.
 
     python benchmarks/profile_cpu.py [--steps 200] [--batch 64] [--no-floors]
+    python benchmarks/profile_cpu.py --inference --batch 1000 --steps 30   # predict_on_batch
 """
 import argparse
 import collections
@@ -175,6 +176,8 @@ def main():
     ap.add_argument("--steps", type=int, default=200)
     ap.add_argument("--warmup", type=int, default=20)
     ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--inference", action="store_true",
+                    help="profile model.predict_on_batch (inference: try --batch 1000) instead of a step")
     ap.add_argument("--floors", action=argparse.BooleanOptionalAction, default=True,
                     help="also measure this machine's floors and compare each op with its own")
     ap.add_argument("--bandwidth-mb", type=int, default=256, help="array size of the bandwidth copy")
@@ -196,17 +199,18 @@ def main():
     x = rng.random((args.batch, 28, 28, 1), dtype=np.float32)
     y = np.eye(10, dtype=np.float32)[rng.integers(0, 10, args.batch)]
     model = book_model(keras, layers)
+    step = (lambda: model.predict_on_batch(x)) if args.inference else (lambda: model.train_on_batch(x, y))
     for _ in range(args.warmup):
-        model.train_on_batch(x, y)
+        step()
     if args.floors:
         rec.modeling = True   # one more untimed step: the shapes and work of every call
-        model.train_on_batch(x, y)
+        step()
         rec.modeling = False
     steps = []
     rec.recording = True
     for _ in range(args.steps):
         t0 = time.perf_counter()
-        model.train_on_batch(x, y)
+        step()
         steps.append(time.perf_counter() - t0)
     rec.recording = False
 

@@ -44,6 +44,7 @@ class CpuRuntime:
         # a kernel's gemm_nn / gemm_tn (minicnn.ops.common), compiled: one sgemm per call
         self.kernel_gemms = cpu_gemm.compile_kernel_gemms(self.numba) if self.gemm_parts else None
         self._compiled = {}               # plain kernel -> compiled kernel
+        self._parts = {}                  # plain function a kernel calls -> its Numba function
         self._numba_threads = threading.local()
         self.one_blas_thread = cpu_threads.ops_region
         self.scratch = cpu_scratch.scratch
@@ -71,24 +72,34 @@ class CpuRuntime:
 
     def compile(self, kernel):
         """``kernel`` (a plain Python function whose parallel loop is ``prange``)
-        compiled by Numba, once; calls run on ``threads`` threads."""
+        compiled by Numba, once; calls run on ``threads`` threads. The plain functions
+        of its own module that it calls (its parts: one job each) are compiled with it."""
         compiled = self._compiled.get(kernel)
         if compiled is None:
-            # the kernel's module binds prange = range (readable, runs as plain
-            # Python); compiled, the same code sees Numba's parallel prange
-            scope = dict(kernel.__globals__, prange=self.numba.prange, thread_id=self.numba.get_thread_id)
-            if "gemm_nn" in kernel.__code__.co_names or "gemm_tn" in kernel.__code__.co_names:
-                if self.kernel_gemms is None:
-                    raise RuntimeError(f"{kernel.__name__} multiplies with BLAS's sgemm, which was "
-                                       "not found (check runtime().kernel_gemms first)")
-                scope.update(self.kernel_gemms)
-            fn = types.FunctionType(kernel.__code__, scope, kernel.__name__, kernel.__defaults__)
-            fn.__qualname__, fn.__module__, fn.__doc__ = kernel.__qualname__, kernel.__module__, kernel.__doc__
             parallel = "prange" in kernel.__code__.co_names  # a serial kernel stays serial
-            jitted = self.numba.njit(parallel=parallel, nogil=True, cache=True, fastmath=False,
-                                     error_model="numpy")(fn)
-            compiled = self._compiled[kernel] = _Kernel(self, jitted)
+            compiled = self._compiled[kernel] = _Kernel(self, self._jit(kernel, parallel))
         return compiled
+
+    def _jit(self, fn, parallel):
+        # the kernel's module binds prange = range (readable, runs as plain
+        # Python); compiled, the same code sees Numba's parallel prange
+        scope = dict(fn.__globals__, prange=self.numba.prange, thread_id=self.numba.get_thread_id)
+        names = fn.__code__.co_names
+        if "gemm_nn" in names or "gemm_tn" in names:
+            if self.kernel_gemms is None:
+                raise RuntimeError(f"{fn.__name__} multiplies with BLAS's sgemm, which was "
+                                   "not found (check runtime().kernel_gemms first)")
+            scope.update(self.kernel_gemms)
+        for name in names:   # the kernel's parts: plain functions of the same module
+            part = fn.__globals__.get(name)
+            if isinstance(part, types.FunctionType) and part.__module__ == fn.__module__ and part is not fn:
+                if part not in self._parts:
+                    self._parts[part] = self._jit(part, parallel=False)
+                scope[name] = self._parts[part]
+        plain = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__)
+        plain.__qualname__, plain.__module__, plain.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+        return self.numba.njit(parallel=parallel, nogil=True, cache=True, fastmath=False,
+                               error_model="numpy")(plain)
 
     def set_numba_threads(self):
         """Numba's thread count is per calling thread: set it for this one."""

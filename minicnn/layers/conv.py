@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import activations, initializers, regularizers
-from ..ops import conv2d
+from ..ops import conv2d, conv2d_bias_act
 from ..ops.geometry import window_geometry
 from .base import ActivatedLayer, as_pair
 from .padding import normalize_padding
@@ -73,9 +73,23 @@ class Conv2D(ActivatedLayer):
                             regularizer=self.bias_regularizer, name="bias")
         super().build(input_shape)
 
-    def _linear_forward(self, x, training):
-        return conv2d.forward(x, self.kernel, self.strides, self.pads, training=training,
-                              dilation=self.dilation_rate)
+    def forward(self, x, training=False):
+        # the convolution, the bias and the activation: one op (fused on the CPU)
+        a, ctx = conv2d_bias_act.forward(x, self.kernel, self.bias, self.activation, self.strides,
+                                         self.pads, training=training, dilation=self.dilation_rate)
+        if training:   # kept for backward, as ActivatedLayer keeps them
+            self._ctx, self._a = ctx.conv, ctx.act
+        return a
 
-    def _linear_backward(self, dz, ctx, need_dx):
+    def backward(self, dout, need_dx=True):
+        self._require_training_forward()
+        ctx = conv2d_bias_act.Context(self._ctx, self._a)
+        self._ctx = self._a = None   # used up: free the batch's activations
+        dx, dkernel, db = conv2d_bias_act.backward(
+            dout, ctx, self.kernel, self.activation, self.use_bias, need_dx=need_dx,
+            dw_out=self.gradient_storage("kernel"), db_out=self.gradient_storage("bias"))
+        self.grads = [dkernel, db] if self.use_bias else [dkernel]
+        return dx
+
+    def _linear_backward(self, dz, ctx, need_dx):   # backward_from_preactivation's
         return conv2d.backward(dz, ctx, self.kernel, need_dx=need_dx, dw_out=self.gradient_storage("kernel"))

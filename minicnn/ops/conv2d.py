@@ -132,7 +132,7 @@ def backward(dy, ctx, w, need_dx=True, dw_out=None):
     if device.kind == "cuda":
         return _backward_cuda(device, dy, ctx, w, need_dx, dw_out)
     if conv2d_cpu.applies(dy, ctx.x, w):
-        return conv2d_cpu.backward(dy, ctx, w, need_dx)
+        return conv2d_cpu.backward(dy, ctx, w, need_dx)[:2]
     return backward_reference(dy, ctx.x, w, (g.sh, g.sw), g.pads, need_dx, (g.dh, g.dw))
 
 

@@ -9,15 +9,22 @@ four times a core's L2 cache. Built whole and multiplied whole, it goes out
 to memory and back, and its GEMMs run at 60-70 GFLOP/s per core on this
 machine; a chunk of a few images (0.5 MB) multiplied right after it was
 built, while it is in L2, runs at ~90 (benchmarks/RESULTS.md). So
-:func:`chunks_kernel` loops over chunks of images on all cores (``prange``),
-and for each chunk, on one core: its patches (im2col) into that core's own
-small buffer (``thread_id``), then forward ``Y_c = P_c W``, or backward
-``dW_c = P_c^T dY_c`` and ``dx = col2im(dY_c W^T)``, through a second small
-buffer. Nothing of the size of the patch matrix is ever written: backward
-builds each chunk's patches again (im2col costs far less than reading them
-back from memory would). ``gemm_nn`` / ``gemm_tn`` are one sgemm call on the
-calling core; NumPy's matmul when a kernel runs as plain Python (see
-minicnn/ops/common.py).
+:func:`forward_kernel` and :func:`backward_kernel` loop over chunks of images on
+all cores (``prange``), and for each chunk, on one core: its patches (im2col)
+into that core's own small buffer (``thread_id``), then forward ``Y_c = P_c W``,
+or backward ``dW_c = P_c^T dY_c`` and ``dx = col2im(dY_c W^T)``, through a
+second small buffer. Nothing of the size of the patch matrix is ever written:
+backward builds each chunk's patches again (im2col costs far less than reading
+them back from memory would). ``gemm_nn`` / ``gemm_tn`` are one sgemm call on
+the calling core; NumPy's matmul when a kernel runs as plain Python (see
+minicnn/ops/common.py). Each step of a chunk is a part of its own
+(``patches_as_rows``, ``col2im_images``, ...), compiled with the kernel.
+
+The same chunks carry the layer's bias and ReLU (minicnn/ops/conv2d_bias_act.py):
+forward adds the bias and clips a chunk's rows of y right after its GEMM wrote
+them, backward masks a chunk's rows of dY by ``a > 0`` and sums them for db
+just before its GEMMs read them, while the rows are in cache; the separate
+passes over y and dY (bias_act's) would go out to memory and back.
 
 The chunks depend on the shapes alone, never on the thread count: dW is
 summed chunk by chunk, in chunk order, so it has the same bits on 1, 2 or 8
@@ -34,6 +41,7 @@ CHUNK_BYTES = 512 << 10        # a chunk's patch rows: well inside a core's L2 c
 MIN_CHUNKS = 8                 # a batch splits into at least this many (the cores share them)
 MAX_CHUNKS = 64                # and at most this many (dW keeps one partial sum per chunk)
 _ZERO = np.float32(0)
+_ONE = np.float32(1)
 
 
 def _runtime():
@@ -58,163 +66,255 @@ def chunk_images(g):
     return max(per, -(-g.n // MAX_CHUNKS))
 
 
-def _ints(g):
+def _geometry(g):
+    """The kernels' window sizes, one tuple: (kh, kw, sh, sw, dh, dw, top, left, oh, ow)."""
     return g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow
 
 
-def _core_buffers(cpu, name, g, per, dtype):
-    """One (per*OH*OW, K) buffer per core that a kernel may run on (reused between calls)."""
+def _core_buffers(cpu, name, g, per, cols, dtype):
+    """One (per*OH*OW, cols) buffer per core that a kernel may run on (reused between calls)."""
     cores = cpu.numba.config.NUMBA_NUM_THREADS
-    return cpu.scratch(name, (cores, per * g.oh * g.ow, g.kh * g.kw * g.c), dtype)
+    return cpu.scratch(name, (cores, per * g.oh * g.ow, cols), dtype)
 
 
-def _chunks(cpu, x, w, g, dy2=None, need_dx=False, y2=None):
-    """Run chunks_kernel: forward (dy2 None) into y2, or backward: returns (dW's per-chunk
-    sums, dx or None)."""
-    per = chunk_images(g)
-    k = g.kh * g.kw * g.c
-    backward = dy2 is not None
-    f32 = x.dtype
-    patches = _core_buffers(cpu, "conv2d chunk patches", g, per, f32)
-    # (without dx: an empty array of the same kind, so that the kernel compiles once)
-    dpatches = _core_buffers(cpu, "conv2d chunk patch gradients", g, per, f32) if need_dx \
-        else np.empty((patches.shape[0], 0, k), dtype=f32)
-    partial = np.empty((-(-g.n // per) if backward else 0, k, g.f), dtype=f32)
-    w2 = w.reshape(k, g.f)
-    # (F, K): dP = dY @ W^T as a plain product (only dx reads it)
-    wt = np.ascontiguousarray(w2.T) if need_dx else np.empty((0, k), dtype=f32)
-    empty_rows = np.empty((0, g.f), dtype=f32)
-    dx = np.empty((g.n, g.h, g.w, g.c), dtype=f32) if need_dx else x[:0]   # x[:0]: never written
-    with cpu.one_blas_thread:   # each core's sgemm on that core alone
-        cpu.compile(chunks_kernel)(x, w2, wt, empty_rows if dy2 is None else dy2, *_ints(g), per,
-                                   rows_first(g), backward, need_dx, patches, dpatches,
-                                   empty_rows if y2 is None else y2, partial, dx)
-    return partial, (dx if need_dx else None)
-
-
-def forward(x, w, g, training):
-    """``(y, None)``: nothing is kept for backward, which builds each chunk's patches again
-    (``training`` changes nothing here)."""
+def forward(x, w, g, training, b=None, relu=False):
+    """``(y, None)``: y = conv(x, w), then ``+ b`` and ReLU when asked, each chunk's rows
+    right after its GEMM, while they are in cache (conv2d_bias_act's fused forward).
+    Nothing is kept for backward, which builds each chunk's patches again (``training``
+    changes nothing here)."""
+    cpu = _runtime()
+    per, k = chunk_images(g), g.kh * g.kw * g.c
     y = np.empty((g.n, g.oh, g.ow, g.f), dtype=x.dtype)
-    _chunks(_runtime(), x, w, g, y2=y.reshape(-1, g.f))
+    patches = _core_buffers(cpu, "conv2d chunk patches", g, per, k, x.dtype)
+    bias = x[:0, 0, 0, 0] if b is None else b     # an empty vector: never read
+    with cpu.one_blas_thread:   # each core's sgemm on that core alone
+        cpu.compile(forward_kernel)(x, w.reshape(k, g.f), bias, b is not None, relu, _geometry(g), per,
+                                    rows_first(g), patches, y.reshape(-1, g.f))
     return y, None
 
 
-def backward(dy, ctx, w, need_dx):
-    """``(dx or None, dw)``: dW = P^T dY summed chunk by chunk, in chunk order."""
-    g = ctx.g
-    partial, dx = _chunks(_runtime(), ctx.x, w, g, dy2=dy.reshape(-1, g.f), need_dx=need_dx)
-    return dx, np.add.reduce(partial, axis=0).reshape(w.shape)   # chunk 0, then 1, ...
+def backward(da, ctx, w, need_dx, a=None, has_bias=False):
+    """``(dx or None, dw, db or None)``: dW = P^T dZ summed chunk by chunk, in chunk order.
+
+    dZ is ``da`` itself, or, given ``a`` (the output of a ReLU that followed the
+    convolution), ``da * [a > 0]``; with ``has_bias``, db is dZ summed over the cells
+    (conv2d_bias_act's fused backward). Both per chunk, in a core's own buffer, just
+    before the GEMMs read it: dZ is never written out."""
+    cpu, g = _runtime(), ctx.g
+    per, k = chunk_images(g), g.kh * g.kw * g.c
+    f32 = da.dtype
+    chunks = -(-g.n // per)
+    patches = _core_buffers(cpu, "conv2d chunk patches", g, per, k, f32)
+    # (unused buffers: empty arrays of the same kinds, so that the kernel compiles once)
+    dpatches = _core_buffers(cpu, "conv2d chunk patch gradients", g, per, k, f32) if need_dx \
+        else np.empty((patches.shape[0], 0, k), dtype=f32)
+    relu = a is not None
+    dz = _core_buffers(cpu, "conv2d chunk output gradients", g, per, g.f, f32) if relu \
+        else np.empty((patches.shape[0], 0, g.f), dtype=f32)
+    partial = np.empty((chunks, k, g.f), dtype=f32)
+    db_partial = np.empty((chunks if has_bias else 0, g.f), dtype=f32)
+    # (F, K): dP = dZ @ W^T as a plain product (only dx reads it)
+    wt = np.ascontiguousarray(w.reshape(k, g.f).T) if need_dx else np.empty((0, k), dtype=f32)
+    dx = np.empty((g.n, g.h, g.w, g.c), dtype=f32) if need_dx else ctx.x[:0]   # x[:0]: never written
+    da2 = da.reshape(-1, g.f)
+    with cpu.one_blas_thread:
+        cpu.compile(backward_kernel)(ctx.x, wt, da2, da2 if a is None else a.reshape(-1, g.f), relu,
+                                     has_bias, _geometry(g), per, rows_first(g), need_dx, patches,
+                                     dpatches, dz, partial, db_partial, dx)
+    dw = np.add.reduce(partial, axis=0).reshape(w.shape)        # chunk 0, then 1, ...
+    db = np.add.reduce(db_partial, axis=0) if has_bias else None
+    return (dx if need_dx else None), dw, db
 
 
 # ----------------------------------------------------------------------------
-# the kernels (plain Python, compiled by the CPU runtime)
+# the kernels (plain Python, compiled by the CPU runtime with the parts they call)
 # ----------------------------------------------------------------------------
-def chunks_kernel(x, w2, wt, dy2, kh, kw, sh, sw, dh, dw, top, left, oh, ow, per, as_rows,
-                  backward, need_dx, patches, dpatches, y2, partial, dx):
+def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches, y2):
+    """``per`` images at a time, each chunk on one core: its patches into that core's
+    ``patches`` buffer (:func:`chunk_patches`), ``Y_c = P_c @ w2`` into its rows of y2,
+    then, while those rows are in cache, ``+ bias`` and ReLU (:func:`bias_relu_rows`)."""
+    oh, ow = geometry[8], geometry[9]
+    cells = oh * ow
+    n = x.shape[0]
+    for part in prange((n + per - 1) // per):
+        b0 = part * per
+        b1 = min(n, b0 + per)
+        rows = (b1 - b0) * cells
+        p_c = chunk_patches(x, patches[thread_id()], b0, b1, geometry, as_rows)
+        y_c = y2[b0 * cells:b0 * cells + rows]
+        if as_rows:
+            gemm_nn(p_c, w2, y_c)
+        else:          # p_c holds P_c^T
+            gemm_tn(p_c, w2, y_c)
+        if has_bias or relu:
+            bias_relu_rows(y_c, bias, has_bias, relu)
+
+
+def backward_kernel(x, wt, da2, a2, relu, has_bias, geometry, per, as_rows, need_dx, patches,
+                    dpatches, dz_buffers, partial, db_partial, dx):
     """``per`` images at a time, each chunk on one core:
 
-    1. its patches (padding read as 0) into that core's ``patches`` buffer: one row per
-       output cell (``as_rows``), or transposed, one row per tap (i, j, ch) holding its
-       value for every output cell (few channels: long runs instead of runs of KW*C);
-    2. forward: ``y2 = P @ w2`` for its rows; backward: ``partial[c] = P^T dY`` (chunk
-       c's share of dW) and, with ``need_dx``, ``dx = col2im(dY @ wt)`` (wt = W^T)
-       through the core's ``dpatches`` buffer.
-
-    Kernel tap (i, j) of output cell (r, q) reads input row r*sh + i*dh - top, column
-    q*sw + j*dw - left. As rows: with stride 1 and no dilation along W and the window
-    inside the row, a patch row's KW*C values for one kernel row i are one contiguous
-    run of x, copied in one loop. Transposed: the output columns q whose input column
-    is inside the image form one range [q_lo, q_hi), worked out once per tap, so the
-    copy loop has no bounds test. col2im as in the reference: per image a zeroed
-    accumulator (the padded image), the patch entries added offset by offset, (i, j) in
-    order, so each cell sums the same numbers in the same order; then the padding is
-    cut off."""
-    n, h, w, c = x.shape
+    1. its dZ rows: da's, or ``da * [a > 0]`` (relu) into the core's ``dz_buffers``;
+       with ``has_bias``, their column sums, chunk c's share of db, in ``db_partial[c]``;
+    2. its patches again (as forward), then ``partial[c] = P_c^T dZ_c``, chunk c's share
+       of dW;
+    3. with ``need_dx``: ``dP_c = dZ_c @ wt`` (wt = W^T) into the core's ``dpatches``,
+       then col2im (:func:`col2im_images`) into its images of dx."""
+    oh, ow = geometry[8], geometry[9]
     cells = oh * ow
-    run = kw * c
-    dense_w = sw == 1 and dw == 1      # a kernel row's taps are adjacent columns
-    hp = (oh - 1) * sh + (kh - 1) * dh + 1     # the padded rows the windows reach
-    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    n = x.shape[0]
     for part in prange((n + per - 1) // per):
         b0 = part * per
         b1 = min(n, b0 + per)
         rows = (b1 - b0) * cells
         core = thread_id()
-        col = patches[core]
-        colt = col.reshape(-1)[:rows * col.shape[1]].reshape(col.shape[1], rows)   # as (K, rows)
-        if not as_rows:                                   # 1. the chunk's patches, transposed
-            for kk in range(kh * kw * c):
-                i = kk // (kw * c)
-                j = (kk // c) % kw
-                ch = kk % c
-                j0 = j * dw - left                        # tap (i, j)'s column offset
-                q_lo = min(ow, (sw - 1 - j0) // sw) if j0 < 0 else 0   # first q with q*sw + j0 >= 0
-                q_hi = max(q_lo, min(ow, (w - 1 - j0) // sw + 1))      # past the last q inside
-                for b in range(b0, b1):
-                    for r in range(oh):
-                        hh = r * sh + i * dh - top
-                        base = ((b - b0) * oh + r) * ow
-                        if hh < 0 or hh >= h:
-                            for q in range(ow):
-                                colt[kk, base + q] = _ZERO
-                            continue
-                        for q in range(q_lo):
-                            colt[kk, base + q] = _ZERO
-                        for q in range(q_lo, q_hi):
-                            colt[kk, base + q] = x[b, hh, q * sw + j0, ch]
-                        for q in range(q_hi, ow):
-                            colt[kk, base + q] = _ZERO
-        else:                                             # 1. the chunk's patches, as rows
-            for b in range(b0, b1):
-                xb = x[b].reshape(h, w * c)
-                for r in range(oh):
-                    for q in range(ow):
-                        p = ((b - b0) * oh + r) * ow + q   # the patch row of output cell (b, r, q)
-                        w0 = q * sw - left                 # input column of the window's left edge
-                        for i in range(kh):
-                            hh = r * sh + i * dh - top     # input row of kernel row i
-                            dst = col[p, i * run:(i + 1) * run]
-                            if hh < 0 or hh >= h:
-                                for t in range(run):
-                                    dst[t] = _ZERO
-                            elif dense_w and w0 >= 0 and w0 + kw <= w:
-                                src = xb[hh, w0 * c:w0 * c + run]
-                                for t in range(run):
-                                    dst[t] = src[t]
-                            else:
-                                for j in range(kw):
-                                    ww = w0 + j * dw
-                                    for ch in range(c):
-                                        dst[j * c + ch] = x[b, hh, ww, ch] if 0 <= ww < w else _ZERO
-        if not backward:                                  # 2. forward
-            if as_rows:
-                gemm_nn(col[:rows], w2, y2[b0 * cells:b0 * cells + rows])
-            else:
-                gemm_tn(colt, w2, y2[b0 * cells:b0 * cells + rows])
-            continue
-        dy_c = dy2[b0 * cells:b0 * cells + rows]          # 2. backward
+        dz_c = da2[b0 * cells:b0 * cells + rows]                      # 1. dZ
+        if relu:
+            dz_buf = dz_buffers[core]
+            relu_mask_rows(dz_c, a2[b0 * cells:b0 * cells + rows], dz_buf[:rows])
+            dz_c = dz_buf[:rows]
+        if has_bias:
+            column_sums(dz_c, db_partial[part])
+        p_c = chunk_patches(x, patches[core], b0, b1, geometry, as_rows)   # 2. dW
         if as_rows:
-            gemm_tn(col[:rows], dy_c, partial[part])
-        else:
-            gemm_nn(colt, dy_c, partial[part])
-        if not need_dx:
-            continue
-        dcol = dpatches[core]
-        gemm_nn(dy_c, wt, dcol[:rows])
-        for b in range(b0, b1):
-            acc = np.zeros((max(hp, top + h), max(wp, left + w), c), dtype=dx.dtype)
-            for i in range(kh):
-                for j in range(kw):
-                    base = (i * kw + j) * c
-                    for r in range(oh):
-                        hh = r * sh + i * dh       # padded row of tap i in output row r
-                        for q in range(ow):
-                            src = dcol[((b - b0) * oh + r) * ow + q, base:base + c]
-                            dst = acc[hh, q * sw + j * dw]
+            gemm_tn(p_c, dz_c, partial[part])
+        else:          # p_c holds P_c^T
+            gemm_nn(p_c, dz_c, partial[part])
+        if need_dx:                                                   # 3. dx
+            dcol = dpatches[core]
+            gemm_nn(dz_c, wt, dcol[:rows])
+            col2im_images(dcol, dx, b0, b1, geometry)
+
+
+# ---- the kernels' parts (serial: one chunk, on the core running it) ----
+def chunk_patches(x, col, b0, b1, geometry, as_rows):
+    """Images b0..b1-1's patches in a core's (rows_max, K) buffer col: P_c as its first
+    rows (``as_rows``), or P_c^T, (K, rows), in its first K*rows values."""
+    rows = (b1 - b0) * geometry[8] * geometry[9]
+    if as_rows:
+        patches_as_rows(x, col, b0, b1, geometry)
+        return col[:rows]
+    k = col.shape[1]
+    colt = col.reshape(-1)[:rows * k].reshape(k, rows)
+    patches_as_taps(x, colt, b0, b1, geometry)
+    return colt
+
+
+def patches_as_rows(x, col, b0, b1, geometry):
+    """Images b0..b1-1's patch matrix into col, one row per output cell (b, r, q), its
+    columns (i, j, ch); padding read as 0.
+
+    Kernel tap (i, j) of output cell (r, q) reads input row r*sh + i*dh - top, column
+    q*sw + j*dw - left. With stride 1 and no dilation along W and the window inside the
+    row, a patch row's KW*C values for one kernel row i are one contiguous run of x,
+    copied in one loop."""
+    kh, kw, sh, sw, dh, dw, top, left, oh, ow = geometry
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    run = kw * c
+    dense_w = sw == 1 and dw == 1      # a kernel row's taps are adjacent columns
+    for b in range(b0, b1):
+        xb = x[b].reshape(h, w * c)
+        for r in range(oh):
+            for q in range(ow):
+                p = ((b - b0) * oh + r) * ow + q   # the patch row of output cell (b, r, q)
+                w0 = q * sw - left                 # input column of the window's left edge
+                for i in range(kh):
+                    hh = r * sh + i * dh - top     # input row of kernel row i
+                    dst = col[p, i * run:(i + 1) * run]
+                    if hh < 0 or hh >= h:
+                        for t in range(run):
+                            dst[t] = _ZERO
+                    elif dense_w and w0 >= 0 and w0 + kw <= w:
+                        src = xb[hh, w0 * c:w0 * c + run]
+                        for t in range(run):
+                            dst[t] = src[t]
+                    else:
+                        for j in range(kw):
+                            ww = w0 + j * dw
                             for ch in range(c):
-                                dst[ch] += src[ch]
-            for hh in range(h):
-                for ww in range(w):
-                    for ch in range(c):
-                        dx[b, hh, ww, ch] = acc[hh + top, ww + left, ch]
+                                dst[j * c + ch] = x[b, hh, ww, ch] if 0 <= ww < w else _ZERO
+
+
+def patches_as_taps(x, colt, b0, b1, geometry):
+    """The same patches transposed, for few channels: one row per tap (i, j, ch) holding its
+    value for every output cell, long runs instead of runs of KW*C values. For each tap, the
+    output columns q whose input column q*sw + j*dw - left is inside the image form one range
+    [q_lo, q_hi), worked out once, so the copy loop has no bounds test."""
+    kh, kw, sh, sw, dh, dw, top, left, oh, ow = geometry
+    h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    for kk in range(kh * kw * c):
+        i = kk // (kw * c)
+        j = (kk // c) % kw
+        ch = kk % c
+        j0 = j * dw - left                        # tap (i, j)'s column offset
+        q_lo = min(ow, (sw - 1 - j0) // sw) if j0 < 0 else 0   # first q with q*sw + j0 >= 0
+        q_hi = max(q_lo, min(ow, (w - 1 - j0) // sw + 1))      # past the last q inside
+        for b in range(b0, b1):
+            for r in range(oh):
+                hh = r * sh + i * dh - top
+                base = ((b - b0) * oh + r) * ow
+                if hh < 0 or hh >= h:
+                    for q in range(ow):
+                        colt[kk, base + q] = _ZERO
+                    continue
+                for q in range(q_lo):
+                    colt[kk, base + q] = _ZERO
+                for q in range(q_lo, q_hi):
+                    colt[kk, base + q] = x[b, hh, q * sw + j0, ch]
+                for q in range(q_hi, ow):
+                    colt[kk, base + q] = _ZERO
+
+
+def bias_relu_rows(y, bias, has_bias, relu):
+    """y (rows, F) in place: ``+ bias``, then ReLU; bias_act's float32 arithmetic, the same bits."""
+    for r in range(y.shape[0]):
+        for j in range(y.shape[1]):
+            v = y[r, j]
+            if has_bias:
+                v = v + bias[j]
+            if relu and v < 0:   # NaN stays NaN, like np.maximum(z, 0)
+                v = _ZERO
+            y[r, j] = v
+
+
+def relu_mask_rows(da, a, dz):
+    """dz = da * [a > 0] (bias_act's ReLU backward: the same bits)."""
+    for r in range(da.shape[0]):
+        for j in range(da.shape[1]):
+            dz[r, j] = da[r, j] * (_ONE if a[r, j] > 0 else _ZERO)
+
+
+def column_sums(dz, out):
+    """out[j] = the sum of column j of dz, row after row (a fixed order)."""
+    for j in range(dz.shape[1]):
+        out[j] = _ZERO
+    for r in range(dz.shape[0]):
+        for j in range(dz.shape[1]):
+            out[j] += dz[r, j]
+
+
+def col2im_images(dcol, dx, b0, b1, geometry):
+    """Images b0..b1-1 of dx from their patch gradients dcol, as in the reference: per image
+    a zeroed accumulator (the padded image), the patch entries added offset by offset, (i, j)
+    in order, so each cell sums the same numbers in the same order; then the padding is cut
+    off."""
+    kh, kw, sh, sw, dh, dw, top, left, oh, ow = geometry
+    h, w, c = dx.shape[1], dx.shape[2], dx.shape[3]
+    hp = (oh - 1) * sh + (kh - 1) * dh + 1     # the padded rows the windows reach
+    wp = (ow - 1) * sw + (kw - 1) * dw + 1
+    for b in range(b0, b1):
+        acc = np.zeros((max(hp, top + h), max(wp, left + w), c), dtype=dx.dtype)
+        for i in range(kh):
+            for j in range(kw):
+                base = (i * kw + j) * c
+                for r in range(oh):
+                    hh = r * sh + i * dh       # padded row of tap i in output row r
+                    for q in range(ow):
+                        src = dcol[((b - b0) * oh + r) * ow + q, base:base + c]
+                        dst = acc[hh, q * sw + j * dw]
+                        for ch in range(c):
+                            dst[ch] += src[ch]
+        for hh in range(h):
+            for ww in range(w):
+                for ch in range(c):
+                    dx[b, hh, ww, ch] = acc[hh + top, ww + left, ch]

@@ -4,7 +4,7 @@ import pytest
 
 import naive
 from minicnn import backend
-from minicnn.ops import conv2d, conv2d_cpu
+from minicnn.ops import conv2d, conv2d_bias_act, conv2d_cpu
 from minicnn.ops.geometry import out_size_and_pads
 from device_arrays import dev
 
@@ -168,38 +168,46 @@ def test_compiled_col2im_gives_the_reference_bits():
     # two images per chunk, so the last chunk is short (dW of the zero x comes along)
     k = kh * kw * 5
     cores = runtime().numba.config.NUMBA_NUM_THREADS   # one patch-gradient buffer per core
-    runtime().compile(conv2d_cpu.chunks_kernel)(
-        np.zeros(x_shape, np.float32), np.empty((k, k), np.float32), np.eye(k, dtype=np.float32),
-        dcol.reshape(3 * oh * ow, k), kh, kw, *strides, 1, 1, pads[0], pads[2], oh, ow, 2, True,
-        True, True, np.empty((cores, 2 * oh * ow, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
-        np.empty((0, k), np.float32), np.empty((2, k, k), np.float32), dx)
+    da2 = dcol.reshape(3 * oh * ow, k)
+    runtime().compile(conv2d_cpu.backward_kernel)(
+        np.zeros(x_shape, np.float32), np.eye(k, dtype=np.float32), da2, da2, False, False,
+        (kh, kw, *strides, 1, 1, pads[0], pads[2], oh, ow), 2, True, True,
+        np.empty((cores, 2 * oh * ow, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
+        np.empty((cores, 0, k), np.float32), np.empty((2, k, k), np.float32), np.empty((0, k), np.float32), dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
 
 
 def test_the_chunks_kernel_reads_as_plain_python():
-    """Uncompiled (prange is range, the products NumPy's, one core), the chunked kernel is
-    the reference's math: padded, strided, two images per chunk with a short last one."""
+    """Uncompiled (prange is range, the products NumPy's, one core), the chunked kernels are
+    the reference's math: padded, strided, two images per chunk with a short last one, with
+    and without the fused bias and ReLU."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 7, 6, 5)).astype(np.float32)
     w = rng.standard_normal((3, 2, 5, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
     strides, pads = (2, 1), (1, 1, 0, 1)
     g = conv2d.check(x, w, strides, pads)
     k, cells = 3 * 2 * 5, g.oh * g.ow
     w2 = w.reshape(k, 4)
     patches, dpatches = (np.empty((1, 2 * cells, k), np.float32) for _ in range(2))
+    dz_buffers = np.empty((1, 2 * cells, 4), np.float32)
     y2 = np.empty((3 * cells, 4), np.float32)
-    nothing = np.empty((0, 4), np.float32)
-    dy = rng.standard_normal((3, g.oh, g.ow, 4)).astype(np.float32)
-    rdx, rdw = conv2d.backward_reference(dy, x, w, strides, pads)
-    for as_rows in (True, False):   # patches as rows, and transposed (the few-channel layout)
-        args = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow, 2, as_rows)
-        conv2d_cpu.chunks_kernel(x, w2, w2.T.copy(), nothing, *args, False, False, patches, dpatches,
-                                 y2, np.empty((0, k, 4), np.float32), x[:0])
-        np.testing.assert_allclose(y2.reshape(3, g.oh, g.ow, 4),
-                                   conv2d.forward_reference(x, w, strides, pads), rtol=1e-5, atol=1e-5)
-        partial, dx = np.empty((2, k, 4), np.float32), np.empty(x.shape, np.float32)
-        conv2d_cpu.chunks_kernel(x, w2, w2.T.copy(), dy.reshape(-1, 4), *args, True, True, patches,
-                                 dpatches, nothing, partial, dx)
-        np.testing.assert_allclose(dx, rdx, rtol=1e-5, atol=1e-5)
-        np.testing.assert_allclose(partial.sum(axis=0).reshape(w.shape), rdw, rtol=1e-5, atol=1e-5)
+    da = rng.standard_normal((3, g.oh, g.ow, 4)).astype(np.float32)
+    geometry = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow)
+    for relu, bias in ((False, None), (True, b)):
+        activation = "relu" if relu else "linear"
+        ra = conv2d_bias_act.forward_reference(x, w, bias, activation, strides, pads)
+        rdx, rdw, rdb = conv2d_bias_act.backward_reference(da, x, w, bias, activation, strides, pads)
+        for as_rows in (True, False):   # patches as rows, and transposed (the few-channel layout)
+            conv2d_cpu.forward_kernel(x, w2, b, bias is not None, relu, geometry, 2, as_rows, patches, y2)
+            np.testing.assert_allclose(y2.reshape(ra.shape), ra, rtol=1e-5, atol=1e-5)
+            partial, dx = np.empty((2, k, 4), np.float32), np.empty(x.shape, np.float32)
+            db_partial = np.empty((2, 4), np.float32)
+            conv2d_cpu.backward_kernel(x, w2.T.copy(), da.reshape(-1, 4), y2, relu, bias is not None,
+                                       geometry, 2, as_rows, True, patches, dpatches, dz_buffers,
+                                       partial, db_partial, dx)
+            np.testing.assert_allclose(dx, rdx, rtol=1e-5, atol=1e-5)
+            np.testing.assert_allclose(partial.sum(axis=0).reshape(w.shape), rdw, rtol=1e-5, atol=1e-5)
+            if bias is not None:
+                np.testing.assert_allclose(db_partial.sum(axis=0), rdb, rtol=1e-5, atol=1e-5)

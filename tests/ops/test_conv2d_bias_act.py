@@ -1,0 +1,146 @@
+"""minicnn.ops.conv2d_bias_act: the Conv2D layer's whole op, every implementation.
+
+Its CPU fast path (the bias and the ReLU inside conv2d's chunk kernels) must give
+the bits of conv2d then bias_act (db within tolerance: it adds chunk by chunk); every
+implementation must match the naive loops; float64 gradients match finite differences.
+"""
+import numpy as np
+import pytest
+
+import naive
+from minicnn import backend, config
+from minicnn.backend import cpu_threads
+from minicnn.ops import bias_act, conv2d, conv2d_bias_act
+from device_arrays import dev
+
+CASES = [
+    # (x shape, kernel (kh, kw, c, f), strides, pads): odd batches, short last chunks
+    ((5, 9, 8, 1), (3, 3, 1, 7), (1, 1), (0, 0, 0, 0)),     # C=1: patches transposed
+    ((3, 7, 6, 17), (3, 2, 17, 5), (2, 1), (1, 1, 0, 1)),   # patches as rows, padded, strided
+    ((9, 13, 13, 32), (3, 3, 32, 64), (1, 1), (0, 0, 0, 0)),  # the book's conv2, 9 images
+]
+ACTIVATIONS = [("relu", True), ("relu", False), ("linear", True), ("linear", False), ("gelu", True),
+               ("sigmoid", True)]
+
+
+def arrays(x_shape, k_shape, seed=0, dtype=np.float32):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(x_shape).astype(dtype)
+    w = (rng.standard_normal(k_shape) * 0.3).astype(dtype)
+    b = rng.standard_normal(k_shape[-1]).astype(dtype)
+    return rng, x, w, b
+
+
+def two_ops(x, w, b, activation, strides, pads, da):
+    """conv2d then bias_act, and back: what the fused op must equal."""
+    z, ctx = conv2d.forward(x, w, strides, pads, training=True)
+    a, act_ctx = bias_act.forward_training(z, b, activation)
+    a = backend.to_numpy(a).copy()
+    dz, db = bias_act.backward(da, act_ctx, activation, b is not None)
+    dx, dw = conv2d.backward(dz, ctx, w)
+    return a, backend.to_numpy(dx), backend.to_numpy(dw), None if db is None else backend.to_numpy(db)
+
+
+@pytest.mark.parametrize("x_shape, k_shape, strides, pads", CASES)
+@pytest.mark.parametrize("activation, has_bias", ACTIVATIONS)
+def test_the_fused_op_is_conv2d_then_bias_act(impl, x_shape, k_shape, strides, pads, activation, has_bias):
+    rng, x, w, b = arrays(x_shape, k_shape)
+    b = b if has_bias else None
+    a, ctx = conv2d_bias_act.forward(dev(x), dev(w), None if b is None else dev(b), activation, strides, pads,
+                                     training=True)
+    da = rng.standard_normal(a.shape).astype(np.float32)
+    dx, dw, db = conv2d_bias_act.backward(dev(da), ctx, dev(w), activation, has_bias)
+    want = two_ops(dev(x), dev(w), None if b is None else dev(b), activation, strides, pads, dev(da))
+    got = (backend.to_numpy(a), backend.to_numpy(dx), backend.to_numpy(dw))
+    for g, e in zip(got, want[:3]):   # the same float32 arithmetic: the same bits
+        np.testing.assert_array_equal(g, e)
+    if has_bias:   # summed in another order: close
+        np.testing.assert_allclose(backend.to_numpy(db), want[3], rtol=1e-5, atol=1e-5 * np.abs(want[3]).max())
+    else:
+        assert db is None
+    # and the naive loops
+    z = naive.conv2d(x, w, strides, pads) + (0 if b is None else b)
+    ref = conv2d_bias_act.forward_reference(x, w, b, activation, strides, pads)
+    np.testing.assert_allclose(ref, bias_act.forward_reference(z, None, activation), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got[0], ref, rtol=1e-4, atol=1e-4)
+
+
+def test_db_has_the_same_bits_on_any_thread_count():
+    _, x, w, b = arrays((9, 13, 13, 32), (3, 3, 32, 64))
+    da = np.random.default_rng(1).standard_normal((9, 11, 11, 64)).astype(np.float32)
+    old, results = cpu_threads.num_threads(), []
+    try:
+        for t in (1, 2, 3):
+            cpu_threads.set_num_threads(t)
+            a, ctx = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), training=True)
+            results.append(conv2d_bias_act.backward(da, ctx, w, "relu", True))
+    finally:
+        cpu_threads.set_num_threads(old)
+    for other in results[1:]:
+        for u, v in zip(results[0], other):
+            np.testing.assert_array_equal(u, v)
+
+
+def test_float64_gradients_match_finite_differences():
+    """float64 runs the reference (the fused CPU path is float32 only): the math itself."""
+    rng, x, w, b = arrays((2, 5, 4, 2), (3, 2, 2, 3), seed=3, dtype=np.float64)
+    strides, pads = (1, 2), (1, 1, 1, 0)
+    for activation in ("relu", "linear", "tanh"):
+        a = conv2d_bias_act.forward_reference(x, w, b, activation, strides, pads)
+        da = rng.standard_normal(a.shape)
+        loss = lambda: float((conv2d_bias_act.forward_reference(x, w, b, activation, strides, pads) * da).sum())
+        dx, dw, db = conv2d_bias_act.backward_reference(da, x, w, b, activation, strides, pads)
+        for arr, grad in ((x, dx), (w, dw), (b, db)):
+            for i in rng.choice(arr.size, min(6, arr.size), replace=False):
+                idx = np.unravel_index(i, arr.shape)
+                keep = arr[idx]
+                arr[idx] = keep + 1e-6
+                up = loss()
+                arr[idx] = keep - 1e-6
+                down = loss()
+                arr[idx] = keep
+                assert abs((up - down) / 2e-6 - grad[idx]) < 1e-5 * max(1.0, abs(grad[idx])), (activation, idx)
+
+
+def test_nan_stays_nan_through_the_fused_relu():
+    _, x, w, b = arrays((3, 9, 8, 1), (3, 3, 1, 4))
+    x[1, 4, 4, 0] = np.nan
+    a, _ = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0))
+    assert np.isnan(a[1, 2:5, 2:5]).all() and not np.isnan(a[0]).any() and not np.isnan(a[2]).any()
+
+
+def test_bad_bias_fails_before_any_work():
+    _, x, w, b = arrays((2, 6, 6, 1), (3, 3, 1, 4))
+    with pytest.raises(ValueError, match=r"conv2d: b must have shape \(4,\)"):
+        conv2d_bias_act.forward(x, w, b[:3], "relu", (1, 1), (0, 0, 0, 0))
+    with pytest.raises(TypeError, match="conv2d"):
+        conv2d_bias_act.forward(x, w, b.astype(np.float64), "relu", (1, 1), (0, 0, 0, 0))
+    with pytest.raises(ValueError, match="conv2d.*swish"):
+        conv2d_bias_act.forward(x, w, b, "swish", (1, 1), (0, 0, 0, 0))
+    a, ctx = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), training=True)
+    with pytest.raises(ValueError, match=r"conv2d backward: da must have shape \(2, 4, 4, 4\)"):
+        conv2d_bias_act.backward(a[:1], ctx, w, "relu", True)
+
+
+def test_the_layer_runs_the_fused_op_unless_the_cpu_fast_path_is_off(monkeypatch):
+    """Conv2D's training step gives the same weights through the fused op and, with
+    MINICNN_CPU_FAST=0, through the two references (within float32 tolerance)."""
+    from minicnn import layers, models
+    from minicnn.utils import set_random_seed
+    x = np.random.default_rng(5).random((7, 12, 12, 1), dtype=np.float32)
+    y = np.eye(3, dtype=np.float32)[np.arange(7) % 3]
+
+    def trained():
+        set_random_seed(2)
+        model = models.Sequential([layers.Conv2D(6, 3, activation="relu", input_shape=(12, 12, 1)),
+                                   layers.Conv2D(5, 3, strides=2, padding="same"),
+                                   layers.Flatten(), layers.Dense(3, activation="softmax")])
+        model.compile("rmsprop", "categorical_crossentropy")
+        for _ in range(3):
+            model.train_on_batch(x, y)
+        return model.get_weights()
+    fast = trained()
+    with config.override(MINICNN_CPU_FAST=False):
+        slow = trained()
+    for u, v in zip(fast, slow):
+        np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
