@@ -8,10 +8,20 @@ steps, however right both are. Measured here: 2 workers vs 1 process end within 
 all 20 steps at batch 64, and within 3e-8 for 16 steps at batch 65, then 2e-6 ... 2e-3 at
 steps 17-20. So the tests check what does not depend on luck:
 - every step: from the 2-worker job's weights and optimizer state after step k-1, one
-  step of one process on the same global batch gives the job's weights after step k
-  (measured: within 3e-8 absolute at both batch sizes, every step);
-- end to end, the first 5 steps (before any flip: a single wrong sample, order or
-  weighting moves the weights by ~1e-4 at the first step);
+  step of one process on the same global batch gives the job's weights after step k, and
+  the batch losses
+  of those steps average to the job's History loss; the job's final weights, evaluated
+  by one process, give the job's evaluate results;
+- end to end, the first 2 steps.
+Even one step can flip a choice: a batch of 32 (a worker's) runs conv2d's GEMMs in other
+shapes than a batch of 64, so a sample's activations differ in their last bits, and a 2x2
+max-pool window whose two largest values are that close routes its gradient to the other
+cell; the gradient of the filter it belongs to moves by ~1%. Measured on a Zen 5 EPYC:
+one such step in 40 (batch 64, step 19: conv1's filter 6, 9 of 288 weights off by up to
+7e-6); every other step within 3e-8. So each weight array is compared by the size of its
+difference against the size of the step it took, ||job - one process|| <= STEP_RTOL *
+||job's step|| (measured: at most 3e-6 without a flip, 1.03e-3 with one), and the losses
+strictly (a flip moves a loss by far less than 1e-5; a wrong sample by ~1e-2).
 - the two workers hold bit-identical weights, History and evaluate results.
 Each test skips, saying why, without mpi4py or an mpirun beside the Python.
 """
@@ -71,9 +81,18 @@ def assert_equal_weights(a, b):
         np.testing.assert_array_equal(u, v)
 
 
-def assert_close_weights(got, expected):
-    for u, v in zip(got, expected):
-        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)
+STEP_RTOL = 1e-2   # see the module docstring
+
+
+def assert_same_step(got, expected, before, what):
+    """Each array of ``got`` (weights after a step from ``before``) is ``expected``'s, within
+    STEP_RTOL of the step's size."""
+    assert len(got) == len(expected) == len(before)
+    for i, (u, v, p) in enumerate(zip(got, expected, before)):
+        step = float(np.linalg.norm(v.astype(np.float64) - p))
+        off = float(np.linalg.norm(u.astype(np.float64) - v))
+        assert off <= STEP_RTOL * step + 1e-7 * np.sqrt(u.size), \
+            f"{what}, weight array {i} {u.shape}: off by {off:.3g}, the step was {step:.3g}"
 
 
 @pytest.fixture
@@ -99,25 +118,30 @@ def check_job(out, batch, steps, backend):
     job = worker.load_snapshots(out / f"steps_b{batch}.npz")
     assert len(job) == steps
     # one process, the same data, the same shuffled order, rank 0's initial weights
-    _, history, results, alone = worker.train(batch, steps, distributed=False)
-    for k in range(min(steps, 5)):
-        assert_close_weights(job[k][0], alone.steps[k][0])
-    np.testing.assert_allclose(logs[0]["history"]["loss"], history.history["loss"], rtol=1e-5)
-    np.testing.assert_allclose(logs[0]["evaluate"], results, rtol=1e-5 if steps <= 5 else 1e-3)
+    set_random_seed(worker.SEED)
+    initial = worker.compiled_model(distributed=False).get_weights()   # rank 0's, as train makes them
+    _, _, _, alone = worker.train(batch, steps, distributed=False)
+    for k in range(min(steps, 2)):
+        before = alone.steps[k - 1][0] if k else initial
+        assert_same_step(job[k][0], alone.steps[k][0], before, f"end to end, step {k + 1}")
     # every step, from the job's own state
     x, y = worker.data(batch * steps)
     order = worker.shuffled_order(batch, steps)
     set_random_seed(worker.SEED)
     model = worker.compiled_model(distributed=False)
-    model.train_on_batch(x[order[:batch]], y[order[:batch]])   # builds the optimizer ...
+    losses = [model.train_on_batch(x[order[:batch]], y[order[:batch]])[0]]   # builds the optimizer ...
     assert_equal_weights(model.get_weights(), alone.steps[0][0])   # ... and proves the order
     for k in range(1, steps):
         model.set_weights(job[k - 1][0])
         model.optimizer.restore_state(model.trainable_weights, job[k - 1][1])
         idx = order[k * batch:(k + 1) * batch]
-        model.train_on_batch(x[idx], y[idx])
-        for u, v in zip(model.get_weights(), job[k][0]):
-            np.testing.assert_allclose(v, u, rtol=1e-5, atol=1e-7, err_msg=f"step {k + 1}")
+        losses.append(model.train_on_batch(x[idx], y[idx])[0])
+        assert_same_step(job[k][0], model.get_weights(), job[k - 1][0], f"step {k + 1}")
+    # the job's History and evaluate, from its own states (every batch is full: a plain mean)
+    np.testing.assert_allclose(logs[0]["history"]["loss"], [np.mean(losses)], rtol=1e-5)
+    model.set_weights(job[-1][0])
+    results = model.evaluate(x[:2 * batch + 3], y[:2 * batch + 3], batch_size=batch, verbose=0)
+    np.testing.assert_allclose(logs[0]["evaluate"], results, rtol=1e-5)
 
 
 @needs_mpi
