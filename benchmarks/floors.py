@@ -52,6 +52,8 @@ import time
 
 import numpy as np
 
+from minicnn.ops.geometry import output_hw, span
+
 F32 = 4
 
 
@@ -156,13 +158,13 @@ def generic_bytes(args, kwargs, result):
     return read + written
 
 
-def _conv_forward(x, w, strides, pads, y):
-    n, oh, ow, f = y.shape
+def _conv_forward(x, w, strides, pads, y_shape, y_bytes):
+    n, oh, ow, f = y_shape
     kh, kw, c, _ = w.shape
     p, k = n * oh * ow, kh * kw * c
     pointwise = (kh, kw) == (1, 1) and tuple(np.ravel(strides)) in ((1,), (1, 1)) and not any(np.ravel(pads))
     patches = 0 if pointwise else 2 * p * k * F32
-    return 2 * p * k * f, x.nbytes + w.nbytes + y.nbytes + patches
+    return 2 * p * k * f, x.nbytes + w.nbytes + y_bytes + patches
 
 
 def _conv_backward(dy, ctx, w, dx, dw):
@@ -189,7 +191,13 @@ def _conv_cost(name, args, kwargs, result):
         x, w = args[0], args[1]
         strides, pads = (arg(4, "strides"), arg(5, "pads", (0, 0, 0, 0))) if fused else \
             (arg(2, "strides"), arg(3, "pads", (0, 0, 0, 0)))
-        flops, moved = _conv_forward(x, w, strides, pads, result[0])
+        # (with pool=, conv2d_bias_act returns the pooled output: the convolution's own is
+        # never written, only the pooled one)
+        dh, dw = arg(7 if fused else 5, "dilation", (1, 1))
+        window = (span(w.shape[0], dh), span(w.shape[1], dw))
+        n, oh, ow = x.shape[0], *output_hw(x.shape[1], x.shape[2], window, tuple(np.ravel(strides)),
+                                            tuple(np.ravel(pads)))
+        flops, moved = _conv_forward(x, w, strides, pads, (n, oh, ow, w.shape[3]), result[0].nbytes)
         b = arg(2, "b") if fused else None
         return flops, moved + (b.nbytes if b is not None else 0)
     dy, ctx, w = args[0], args[1], args[2]

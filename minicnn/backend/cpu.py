@@ -73,7 +73,8 @@ class CpuRuntime:
     def compile(self, kernel):
         """``kernel`` (a plain Python function whose parallel loop is ``prange``)
         compiled by Numba, once; calls run on ``threads`` threads. The plain functions
-        of its own module that it calls (its parts: one job each) are compiled with it."""
+        of its package that it calls (its parts: one job each, such as one image's
+        pooling, shared by the kernels of two ops) are compiled with it."""
         compiled = self._compiled.get(kernel)
         if compiled is None:
             parallel = "prange" in kernel.__code__.co_names  # a serial kernel stays serial
@@ -83,16 +84,19 @@ class CpuRuntime:
     def _jit(self, fn, parallel):
         # the kernel's module binds prange = range (readable, runs as plain
         # Python); compiled, the same code sees Numba's parallel prange
-        scope = dict(fn.__globals__, prange=self.numba.prange, thread_id=self.numba.get_thread_id)
+        given = dict(prange=self.numba.prange, thread_id=self.numba.get_thread_id)
         names = fn.__code__.co_names
         if "gemm_nn" in names or "gemm_tn" in names:
             if self.kernel_gemms is None:
                 raise RuntimeError(f"{fn.__name__} multiplies with BLAS's sgemm, which was "
                                    "not found (check runtime().kernel_gemms first)")
-            scope.update(self.kernel_gemms)
-        for name in names:   # the kernel's parts: plain functions of the same module
+            given.update(self.kernel_gemms)
+        scope = dict(fn.__globals__, **given)
+        package = fn.__module__.rpartition(".")[0]
+        for name in names:   # the kernel's parts: plain functions of its package (minicnn.ops)
             part = fn.__globals__.get(name)
-            if isinstance(part, types.FunctionType) and part.__module__ == fn.__module__ and part is not fn:
+            if name not in given and isinstance(part, types.FunctionType) and part is not fn \
+                    and part.__module__.rpartition(".")[0] == package:
                 if part not in self._parts:
                     self._parts[part] = self._jit(part, parallel=False)
                 scope[name] = self._parts[part]

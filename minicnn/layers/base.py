@@ -132,6 +132,11 @@ class Layer:
     def backward(self, dout, need_dx=True):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
+    def inference_with(self, next_layer):
+        """None, or a function ``x -> next_layer.forward(self.forward(x))`` that runs both
+        layers as one op at inference (Conv2D + MaxPooling2D); a model's predict asks."""
+        return None
+
     output_activation = None  # see the contract above; layers with an activation say which
 
     def _use_context(self):

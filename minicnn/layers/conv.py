@@ -6,6 +6,7 @@ from ..ops import conv2d, conv2d_bias_act
 from ..ops.geometry import window_geometry
 from .base import ActivatedLayer, as_pair
 from .padding import normalize_padding
+from .pooling import MaxPooling2D
 
 
 class Conv2D(ActivatedLayer):
@@ -80,6 +81,16 @@ class Conv2D(ActivatedLayer):
         if training:   # kept for backward, as ActivatedLayer keeps them
             self._ctx, self._a = ctx.conv, ctx.act
         return a
+
+    def inference_with(self, next_layer):
+        # a max pooling right after: one op, which on the CPU writes only the pooled values
+        # (not for subclasses that change either layer's forward: theirs must run)
+        if not (isinstance(next_layer, MaxPooling2D) and type(self).forward is Conv2D.forward
+                and type(next_layer).forward is MaxPooling2D.forward):
+            return None
+        pool = (next_layer.pool_size, next_layer.strides, next_layer.pads)
+        return lambda x: conv2d_bias_act.forward(x, self.kernel, self.bias, self.activation, self.strides,
+                                                 self.pads, dilation=self.dilation_rate, pool=pool)[0]
 
     def backward(self, dout, need_dx=True):
         self._require_training_forward()

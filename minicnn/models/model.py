@@ -185,8 +185,13 @@ class Model(TrainingMixin):
 
     # -- running -----------------------------------------------------------------
     def _forward(self, x, training=False):
-        for layer in self._compute_layers:
-            x = layer.forward(x, training=training)
+        layers = self._compute_layers
+        i = 0
+        while i < len(layers):
+            # at inference two layers may run as one op (Layer.inference_with)
+            both = None if training or i + 1 == len(layers) else layers[i].inference_with(layers[i + 1])
+            x = both(x) if both else layers[i].forward(x, training=training)
+            i += 2 if both else 1
         return x
 
     def _backward(self, dout, from_preactivation=False):

@@ -11,7 +11,9 @@ conv2d's chunked CPU kernel, right after the chunk's GEMM wrote it, and
 backward's ReLU mask and bias sum to each chunk of da just before the GEMMs
 read it (minicnn/ops/conv2d_cpu.py). z and dz are never written to memory and
 read back, which at inference (batch 1000) is 170 MB of traffic saved on the
-first layer alone. Every bit is the two ops' (db's summation order aside: it
+first layer alone. At inference a max pooling that follows (``pool=``, the
+model's predict passes it for Conv2D + MaxPooling2D) runs on the same cached
+rows, and only its output is written: 4x less than the activation. Every bit is the two ops' (db's summation order aside: it
 adds chunk by chunk, in chunk order, still the same bits on any thread count).
 
 Every version, in this order:
@@ -28,12 +30,14 @@ Example::
 
     >>> a, ctx = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), training=True)
     >>> dx, dw, db = conv2d_bias_act.backward(da, ctx, w, "relu", has_bias=True)
+    >>> p, _ = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0),
+    ...                                pool=((2, 2), (2, 2), (0, 0, 0, 0)))   # + MaxPooling2D
 """
 from typing import NamedTuple
 
 from .. import backend
 from . import activation as act_ops
-from . import bias_act, conv2d, conv2d_cpu
+from . import bias_act, conv2d, conv2d_cpu, pooling
 from .common import require_array, require_same_dtype, require_shape
 
 FUSED = ("relu", "linear")   # the activations conv2d_cpu's kernels apply themselves
@@ -65,16 +69,30 @@ def _fused(activation, *arrays):
     return activation in FUSED and backend.device().kind != "cuda" and conv2d_cpu.applies(*arrays)
 
 
-def forward(x, w, b, activation, strides, pads, training=False, dilation=(1, 1)):
+def forward(x, w, b, activation, strides, pads, training=False, dilation=(1, 1), pool=None):
     """``(a, ctx)``: a = activation(conv2d(x, w) + b) (b may be None); ctx (None unless
-    ``training``) is what backward needs."""
+    ``training``) is what backward needs.
+
+    ``pool`` = (pool_size, strides, pads) of a max pooling right after (inference only:
+    MaxPooling2D after Conv2D in a model's predict): a is then that pooling of the
+    activation, and on the CPU fast path only the pooled values are ever written."""
     g = check(x, w, b, activation, strides, pads, dilation)
-    if _fused(activation, x, w, *(() if b is None else (b,))):   # 3. fused, on the CPU
-        a, _ = conv2d_cpu.forward(x, w, g, training, b, relu=activation == "relu")
+    if pool is not None:
+        if training:
+            raise ValueError("conv2d: pool= is for inference (training=False); a training forward "
+                             "keeps the activation for backward and pools it in its own op")
+        pg = pooling.geometry("maxpool", (g.n, g.oh, g.ow, g.f), *pool)
+    biases = () if b is None else (b,)
+    if _fused(activation, x, w, *biases) and (pool is None or pooling.tiles(pg)):   # 3. fused
+        relu = activation == "relu"
+        if pool is not None:
+            return conv2d_cpu.forward(x, w, g, False, b, relu, pool=(pg.ph, pg.pw))[0], None
+        a, _ = conv2d_cpu.forward(x, w, g, training, b, relu)
         return a, (Context(conv2d.Context(x, g, None), a) if training else None)
-    z, conv_ctx = conv2d.forward(x, w, strides, pads, training, dilation)   # 4. the two ops
+    z, conv_ctx = conv2d.forward(x, w, strides, pads, training, dilation)   # 4. the ops in turn
     if not training:
-        return bias_act.forward(z, b, activation), None
+        a = bias_act.forward(z, b, activation)
+        return (a if pool is None else pooling.forward(a, *pool)[0]), None
     a, act_ctx = bias_act.forward_training(z, b, activation)
     return a, Context(conv_ctx, act_ctx)
 
@@ -100,10 +118,11 @@ def backward(da, ctx, w, activation, has_bias, need_dx=True, dw_out=None, db_out
 # ----------------------------------------------------------------------------
 # 2. the reference: the two ops' references, one after the other
 # ----------------------------------------------------------------------------
-def forward_reference(x, w, b, activation, strides, pads, dilation=(1, 1)):
-    """a = activation(conv2d(x, w) + b), the readable way."""
+def forward_reference(x, w, b, activation, strides, pads, dilation=(1, 1), pool=None):
+    """a = activation(conv2d(x, w) + b), then max-pooled with ``pool``, the readable way."""
     z = conv2d.forward_reference(x, w, strides, pads, dilation)
-    return bias_act.forward_reference(z, b, activation)
+    a = bias_act.forward_reference(z, b, activation)
+    return a if pool is None else pooling.forward_reference(a, *pool)[0]
 
 
 def backward_reference(da, x, w, b, activation, strides, pads, need_dx=True, dilation=(1, 1)):

@@ -35,6 +35,7 @@ per tap, rather than runs of KW*C = 3 values.
 import numpy as np
 
 from .common import gemm_nn, gemm_tn, prange, thread_id
+from .pooling import max_tiles_row
 
 MIN_RUN_FOR_ROW_PATCHES = 16   # KW*C below this: the patch matrix as columns (C = 1, 3)
 CHUNK_BYTES = 512 << 10        # a chunk's patch rows: well inside a core's L2 cache
@@ -77,19 +78,29 @@ def _core_buffers(cpu, name, g, per, cols, dtype):
     return cpu.scratch(name, (cores, per * g.oh * g.ow, cols), dtype)
 
 
-def forward(x, w, g, training, b=None, relu=False):
+def forward(x, w, g, training, b=None, relu=False, pool=None):
     """``(y, None)``: y = conv(x, w), then ``+ b`` and ReLU when asked, each chunk's rows
     right after its GEMM, while they are in cache (conv2d_bias_act's fused forward).
+    With ``pool`` = (ph, pw), y is then max-pooled by ph x pw tiles (stride = pool, no
+    padding) from the same cached rows, and only the pooled y is written (inference).
     Nothing is kept for backward, which builds each chunk's patches again (``training``
     changes nothing here)."""
     cpu = _runtime()
     per, k = chunk_images(g), g.kh * g.kw * g.c
-    y = np.empty((g.n, g.oh, g.ow, g.f), dtype=x.dtype)
     patches = _core_buffers(cpu, "conv2d chunk patches", g, per, k, x.dtype)
     bias = x[:0, 0, 0, 0] if b is None else b     # an empty vector: never read
+    if pool is None:
+        y = np.empty((g.n, g.oh, g.ow, g.f), dtype=x.dtype)
+        y2, pooled, ph, pw = y.reshape(-1, g.f), y[:0], 0, 0   # y[:0]: never written
+        y_buffers = np.empty((patches.shape[0], 0, g.f), dtype=x.dtype)
+    else:
+        ph, pw = pool
+        pooled = y = np.empty((g.n, g.oh // ph, g.ow // pw, g.f), dtype=x.dtype)
+        y2 = np.empty((0, g.f), dtype=x.dtype)
+        y_buffers = _core_buffers(cpu, "conv2d chunk outputs", g, per, g.f, x.dtype)
     with cpu.one_blas_thread:   # each core's sgemm on that core alone
         cpu.compile(forward_kernel)(x, w.reshape(k, g.f), bias, b is not None, relu, _geometry(g), per,
-                                    rows_first(g), patches, y.reshape(-1, g.f))
+                                    rows_first(g), patches, y2, (ph, pw), y_buffers, pooled)
     return y, None
 
 
@@ -129,10 +140,13 @@ def backward(da, ctx, w, need_dx, a=None, has_bias=False):
 # ----------------------------------------------------------------------------
 # the kernels (plain Python, compiled by the CPU runtime with the parts they call)
 # ----------------------------------------------------------------------------
-def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches, y2):
+def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches, y2, pool,
+                   y_buffers, pooled):
     """``per`` images at a time, each chunk on one core: its patches into that core's
     ``patches`` buffer (:func:`chunk_patches`), ``Y_c = P_c @ w2`` into its rows of y2,
-    then, while those rows are in cache, ``+ bias`` and ReLU (:func:`bias_relu_rows`)."""
+    then, while those rows are in cache, ``+ bias`` and ReLU (:func:`bias_relu_rows`).
+    With ``pool`` = (ph, pw) (not (0, 0)), Y_c goes to the core's ``y_buffers`` instead,
+    and its ph x pw tiles' maxima into its images of ``pooled`` (:func:`max_pool_images`)."""
     oh, ow = geometry[8], geometry[9]
     cells = oh * ow
     n = x.shape[0]
@@ -140,14 +154,18 @@ def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches,
         b0 = part * per
         b1 = min(n, b0 + per)
         rows = (b1 - b0) * cells
-        p_c = chunk_patches(x, patches[thread_id()], b0, b1, geometry, as_rows)
-        y_c = y2[b0 * cells:b0 * cells + rows]
+        core = thread_id()
+        p_c = chunk_patches(x, patches[core], b0, b1, geometry, as_rows)
+        y_c = y_buffers[core] if pool[0] else y2
+        y_c = y_c[:rows] if pool[0] else y_c[b0 * cells:b0 * cells + rows]
         if as_rows:
             gemm_nn(p_c, w2, y_c)
         else:          # p_c holds P_c^T
             gemm_tn(p_c, w2, y_c)
         if has_bias or relu:
             bias_relu_rows(y_c, bias, has_bias, relu)
+        if pool[0]:
+            max_pool_images(y_c, b0, b1, oh, ow, pool, pooled)
 
 
 def backward_kernel(x, wt, da2, a2, relu, has_bias, geometry, per, as_rows, need_dx, patches,
@@ -275,6 +293,16 @@ def bias_relu_rows(y, bias, has_bias, relu):
             if relu and v < 0:   # NaN stays NaN, like np.maximum(z, 0)
                 v = _ZERO
             y[r, j] = v
+
+
+def max_pool_images(y_c, b0, b1, oh, ow, pool, pooled):
+    """Images b0..b1-1 of ``pooled``: the max of each pool tile of their conv outputs y_c
+    ((b1-b0)*oh*ow rows of F), by pooling's own scan (the same bits as the MaxPooling2D
+    layer after the convolution)."""
+    images = y_c.reshape((b1 - b0, oh, ow, y_c.shape[1]))
+    for b in range(b0, b1):
+        for r in range(pooled.shape[1]):
+            max_tiles_row(images[b - b0], r, pool[0], pool[1], pooled[b])
 
 
 def relu_mask_rows(da, a, dz):

@@ -87,10 +87,11 @@ class Context(NamedTuple):
 def check(x, pool, strides, pads, op="maxpool"):
     """The geometry of maxpool(x), or a TypeError/ValueError naming what is wrong."""
     require_array(op, "x", x, 4)
-    return _geometry(op, tuple(int(d) for d in x.shape), pool, strides, pads)
+    return geometry(op, tuple(int(d) for d in x.shape), pool, strides, pads)
 
 
-def _geometry(op, x_shape, pool, strides, pads):
+def geometry(op, x_shape, pool, strides, pads):
+    """The geometry of maxpool over an input of shape x_shape (N, H, W, C), or a ValueError."""
     n, h, w, c = x_shape
     ph, pw = pair(op, "pool", pool)
     sh, sw = pair(op, "strides", strides)
@@ -107,7 +108,7 @@ def forward(x, pool, strides, pads, training=False):
     device = backend.device()
     if device.kind == "cuda":
         y, argmax = _forward_cuda(device, x, g)
-    elif _tiles(g) and _cpu_fast(x):
+    elif tiles(g) and _cpu_fast(x):
         y, argmax = _forward_tiled_cpu(x, g) if training else (_max_tiled_cpu(x, g), None)
     else:
         y, argmax = forward_reference(x, (g.ph, g.pw), (g.sh, g.sw), g.pads)
@@ -128,7 +129,7 @@ def backward(dy, ctx):
     device = backend.device()
     if device.kind == "cuda":
         return _backward_cuda(device, dy, ctx.argmax, g)
-    if _tiles(g) and _cpu_fast(dy) and ctx.argmax.flags.c_contiguous:   # argmax: int32 (checked)
+    if tiles(g) and _cpu_fast(dy) and ctx.argmax.flags.c_contiguous:   # argmax: int32 (checked)
         return _backward_tiled_cpu(dy, ctx.argmax, g)
     return backward_reference(dy, ctx.argmax, ctx.x_shape, (g.ph, g.pw), (g.sh, g.sw), g.pads)
 
@@ -178,7 +179,7 @@ def backward_reference(dy, argmax, x_shape, pool, strides, pads):
 # ----------------------------------------------------------------------------
 # 3. the CPU fast path: windows that tile the input, compiled kernels
 # ----------------------------------------------------------------------------
-def _tiles(g):
+def tiles(g):
     """The windows tile x: stride = pool and no padding (leftover rows/cols dropped)."""
     return g.sh == g.ph and g.sw == g.pw and not any(g.pads)
 
@@ -241,23 +242,30 @@ def forward_tiled_kernel(x, ph, pw, y, arg):
 
 
 def max_tiled_kernel(x, ph, pw, y):
-    """forward_tiled_kernel's y alone (inference): the same strict-> scan, so the same
-    bits, NaNs included; written as a select so that the channel loop vectorizes."""
-    n, oh, ow, c = y.shape
+    """forward_tiled_kernel's y alone (inference): :func:`max_tiles_row` for every output
+    row of every image."""
+    n, oh = y.shape[0], y.shape[1]
     for nr in prange(n * oh):
-        b = nr // oh
-        r = nr % oh
-        for q in range(ow):
-            for ch in range(c):
-                y[b, r, q, ch] = x[b, r * ph, q * pw, ch]
-            for i in range(ph):
-                for j in range(pw):
-                    if i == 0 and j == 0:
-                        continue
-                    for ch in range(c):
-                        v = x[b, r * ph + i, q * pw + j, ch]
-                        best = y[b, r, q, ch]
-                        y[b, r, q, ch] = v if v > best else best
+        max_tiles_row(x[nr // oh], nr % oh, ph, pw, y[nr // oh])
+
+
+def max_tiles_row(x, r, ph, pw, y):
+    """Output row r of one image's tiled max pooling, x (H, W, C) -> y (OH, OW, C) (a part
+    of max_tiled_kernel and of conv2d's fused CPU kernel): the strict-> scan of
+    forward_tiled_kernel, so the same bits, NaNs included; written as a select so that
+    the channel loop vectorizes."""
+    ow, c = y.shape[1], y.shape[2]
+    for q in range(ow):
+        for ch in range(c):
+            y[r, q, ch] = x[r * ph, q * pw, ch]
+        for i in range(ph):
+            for j in range(pw):
+                if i == 0 and j == 0:
+                    continue
+                for ch in range(c):
+                    v = x[r * ph + i, q * pw + j, ch]
+                    best = y[r, q, ch]
+                    y[r, q, ch] = v if v > best else best
 
 
 def backward_tiled_kernel(dy, arg, ph, pw, dx):

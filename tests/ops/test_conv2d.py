@@ -191,7 +191,7 @@ def test_the_chunks_kernel_reads_as_plain_python():
     k, cells = 3 * 2 * 5, g.oh * g.ow
     w2 = w.reshape(k, 4)
     patches, dpatches = (np.empty((1, 2 * cells, k), np.float32) for _ in range(2))
-    dz_buffers = np.empty((1, 2 * cells, 4), np.float32)
+    dz_buffers, y_buffers = (np.empty((1, 2 * cells, 4), np.float32) for _ in range(2))
     y2 = np.empty((3 * cells, 4), np.float32)
     da = rng.standard_normal((3, g.oh, g.ow, 4)).astype(np.float32)
     geometry = (g.kh, g.kw, g.sh, g.sw, g.dh, g.dw, g.top, g.left, g.oh, g.ow)
@@ -200,8 +200,15 @@ def test_the_chunks_kernel_reads_as_plain_python():
         ra = conv2d_bias_act.forward_reference(x, w, bias, activation, strides, pads)
         rdx, rdw, rdb = conv2d_bias_act.backward_reference(da, x, w, bias, activation, strides, pads)
         for as_rows in (True, False):   # patches as rows, and transposed (the few-channel layout)
-            conv2d_cpu.forward_kernel(x, w2, b, bias is not None, relu, geometry, 2, as_rows, patches, y2)
+            conv2d_cpu.forward_kernel(x, w2, b, bias is not None, relu, geometry, 2, as_rows, patches, y2,
+                                      (0, 0), y_buffers[:, :0], np.empty((0, 1, 1, 4), np.float32))
             np.testing.assert_allclose(y2.reshape(ra.shape), ra, rtol=1e-5, atol=1e-5)
+            pooled = np.empty((3, g.oh // 2, g.ow // 1, 4), np.float32)   # 2x1 tiles
+            conv2d_cpu.forward_kernel(x, w2, b, bias is not None, relu, geometry, 2, as_rows, patches,
+                                      y2[:0], (2, 1), y_buffers, pooled)
+            want = conv2d_bias_act.forward_reference(x, w, bias, activation, strides, pads,
+                                                     pool=((2, 1), (2, 1), (0, 0, 0, 0)))
+            np.testing.assert_allclose(pooled, want, rtol=1e-5, atol=1e-5)
             partial, dx = np.empty((2, k, 4), np.float32), np.empty(x.shape, np.float32)
             db_partial = np.empty((2, 4), np.float32)
             conv2d_cpu.backward_kernel(x, w2.T.copy(), da.reshape(-1, 4), y2, relu, bias is not None,

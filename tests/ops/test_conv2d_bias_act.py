@@ -144,3 +144,72 @@ def test_the_layer_runs_the_fused_op_unless_the_cpu_fast_path_is_off(monkeypatch
         slow = trained()
     for u, v in zip(fast, slow):
         np.testing.assert_allclose(u, v, rtol=1e-4, atol=1e-5)
+
+
+POOLS = [((2, 2), (2, 2), (0, 0, 0, 0)),   # the book's: tiles, fused on the CPU
+         ((2, 1), (2, 1), (0, 0, 0, 0)),   # other tiles (the odd last row/column dropped)
+         ((3, 3), (2, 2), (0, 0, 0, 0)),   # overlapping windows: the two ops in turn
+         ((2, 2), (2, 2), (0, 1, 0, 1))]   # padded ('same'): the two ops in turn
+
+
+@pytest.mark.parametrize("x_shape, k_shape, strides, pads", CASES)
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("activation", ["relu", "linear", "tanh"])
+def test_a_pool_after_is_the_pooling_op_of_the_activation(impl, x_shape, k_shape, strides, pads, pool,
+                                                          activation):
+    from minicnn.ops import pooling
+    _, x, w, b = arrays(x_shape, k_shape)
+    a, _ = conv2d_bias_act.forward(dev(x), dev(w), dev(b), activation, strides, pads)
+    try:
+        want, _ = pooling.forward(a, *pool)
+    except ValueError:
+        pytest.skip("the pool does not fit this output")
+    got, ctx = conv2d_bias_act.forward(dev(x), dev(w), dev(b), activation, strides, pads, pool=pool)
+    assert ctx is None
+    np.testing.assert_array_equal(backend.to_numpy(got), backend.to_numpy(want))
+    np.testing.assert_allclose(backend.to_numpy(got), conv2d_bias_act.forward_reference(
+        x, w, b, activation, strides, pads, pool=pool), rtol=1e-4, atol=1e-4)
+
+
+def test_a_pool_after_is_for_inference_only():
+    _, x, w, b = arrays((2, 6, 6, 1), (3, 3, 1, 4))
+    with pytest.raises(ValueError, match="conv2d: pool= is for inference"):
+        conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), training=True,
+                                pool=((2, 2), (2, 2), (0, 0, 0, 0)))
+    with pytest.raises(ValueError, match="maxpool: a 5x5 window does not fit a 4x4 input"):
+        conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), pool=((5, 5), (1, 1), (0, 0, 0, 0)))
+
+
+def test_predict_runs_conv_and_pool_as_one_op_with_the_layers_bits(monkeypatch):
+    """A model's inference forward fuses Conv2D + MaxPooling2D: the same bits as the layers
+    one by one; a subclass that changes Conv2D's forward keeps its own forward."""
+    from minicnn import layers, models
+    from minicnn.utils import set_random_seed
+    x = np.random.default_rng(4).random((11, 14, 14, 3), dtype=np.float32)
+    calls, pools = [], []
+    forward = conv2d_bias_act.forward
+
+    def spy(*args, pool=None, **kwargs):
+        pools.append(pool)
+        return forward(*args, pool=pool, **kwargs)
+    monkeypatch.setattr(conv2d_bias_act, "forward", spy)
+
+    class Traced(layers.Conv2D):
+        def forward(self, x, training=False):
+            calls.append(training)
+            return super().forward(x, training)
+
+    for conv in (layers.Conv2D, Traced):
+        set_random_seed(3)
+        model = models.Sequential([conv(8, 3, activation="relu", input_shape=(14, 14, 3)),
+                                   layers.MaxPooling2D(2), layers.Conv2D(6, 2, padding="same"),
+                                   layers.MaxPooling2D(2, padding="same"), layers.Flatten(), layers.Dense(4)])
+        one_by_one = x
+        for layer in model.layers:
+            one_by_one = layer.forward(one_by_one)
+        calls.clear()
+        pools.clear()
+        np.testing.assert_array_equal(model.predict(x, verbose=0), one_by_one)
+        assert calls == ([False] if conv is Traced else [])   # Traced's own forward ran
+        fused = [(p.pool_size, p.strides, p.pads) for p in model.layers if isinstance(p, layers.MaxPooling2D)]
+        assert pools == ([None] + fused[1:] if conv is Traced else fused)   # each conv took its pool
