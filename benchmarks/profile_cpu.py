@@ -107,7 +107,8 @@ def print_profile(args, rec, steps):
     rows.sort(reverse=True)
     total_ops = sum(r[0] for r in rows)
     mean_step = float(np.mean(steps)) * 1e3
-    print(f"minicnn step (batch {args.batch}): median {step:.2f} ms, mean {mean_step:.2f} ms "
+    what = "predict_on_batch" if args.inference else "step"
+    print(f"minicnn {what} (batch {args.batch}): median {step:.2f} ms, mean {mean_step:.2f} ms "
           f"over {args.steps} steps")
     try:
         from threadpoolctl import threadpool_info

@@ -96,6 +96,14 @@ def test_every_worker_gets_the_same_malloc_setting_unless_told_not_to(bench):
         compare.parse_args(["--sides", "tf,jax"])
 
 
+def test_profile_of_inference_shows_conv_and_pool_as_one_op():
+    out = run("profile_cpu.py", "--inference", "--batch", "16", "--steps", "2", "--warmup", "1", "--no-floors")
+    assert out[0].startswith("minicnn predict_on_batch (batch 16): median ")
+    ops = [line.split()[0] for line in out if line.startswith(("conv2d", "pooling", "dense"))]
+    # predict pairs each Conv2D with the MaxPooling2D after it: no pooling op of its own
+    assert sorted(ops) == ["conv2d_bias_act.forward"] * 3 + ["dense.forward"] * 2
+
+
 def test_profile_prints_the_profile_then_the_floors_sorted_by_gap():
     out = run("profile_cpu.py", "--steps", "2", "--warmup", "1", "--bandwidth-mb", "8", "--gemm-n", "128")
     assert out[0].startswith("minicnn step (batch 64): median ")
