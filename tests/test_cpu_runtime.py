@@ -129,3 +129,26 @@ def test_openmp_workers_spin_briefly_unless_the_user_chose():
     env["GOMP_SPINCOUNT"] = "77"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
     assert out.stdout.split()[-1] == "77", out.stderr
+
+
+def test_a_kernels_cache_name_changes_with_its_parts_code():
+    """Numba's disk cache does not look at the functions a kernel calls: the runtime puts a
+    digest of its parts' code into the kernel's name, so an edited part means a new entry."""
+    from minicnn.backend.cpu import parts_stamp
+
+    class Jitted:   # what a Numba dispatcher shows of itself: its plain function
+        def __init__(self, fn):
+            self.py_func = fn
+
+    def part(a):
+        return a + 1
+
+    def edited_part(a):
+        return a + 2
+
+    kernel = eval("lambda a: part(a)", {})   # part read as a global, as a kernel reads its parts
+    first = parts_stamp(kernel, {"part": Jitted(part)})
+    assert first.startswith("_") and len(first) == 13
+    assert parts_stamp(kernel, {"part": Jitted(part)}) == first            # stable
+    assert parts_stamp(kernel, {"part": Jitted(edited_part)}) != first     # follows the code
+    assert parts_stamp(kernel, {"other": Jitted(part)}) == ""              # not called: no part

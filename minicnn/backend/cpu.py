@@ -21,6 +21,8 @@ Nothing here knows any op. Example::
     >>> cpu = runtime()
     >>> buf = cpu.scratch("my-op", (64, 576), "float32")
 """
+import hashlib
+import marshal
 import os
 import threading
 import types
@@ -101,7 +103,8 @@ class CpuRuntime:
                     self._parts[part] = self._jit(part, parallel=False)
                 scope[name] = self._parts[part]
         plain = types.FunctionType(fn.__code__, scope, fn.__name__, fn.__defaults__)
-        plain.__qualname__, plain.__module__, plain.__doc__ = fn.__qualname__, fn.__module__, fn.__doc__
+        plain.__module__, plain.__doc__ = fn.__module__, fn.__doc__
+        plain.__qualname__ = fn.__qualname__ + parts_stamp(fn, scope)
         return self.numba.njit(parallel=parallel, nogil=True, cache=True, fastmath=False,
                                error_model="numpy")(plain)
 
@@ -119,6 +122,23 @@ class CpuRuntime:
     def clear(self):
         """Drop reused memory (this thread's scratch)."""
         cpu_scratch.clear()
+
+
+def parts_stamp(fn, scope):
+    """"" for a kernel without parts, else "_" + a digest of its parts' code (theirs included).
+
+    Numba's disk cache knows a compiled kernel by its file's time stamp and its name, and
+    does not look at the functions it calls: a part edited in another file would leave the
+    cached kernel stale. The digest in the kernel's name gives it a new cache entry instead."""
+    parts = sorted((name, part) for name, part in scope.items()
+                   if name in fn.__code__.co_names and hasattr(part, "py_func"))
+    if not parts:
+        return ""
+    digest = hashlib.sha1()
+    for name, part in parts:
+        digest.update(name.encode() + marshal.dumps(part.py_func.__code__)
+                      + part.py_func.__qualname__.encode())   # the part's own parts' digest
+    return "_" + digest.hexdigest()[:12]
 
 
 class _Kernel:

@@ -34,6 +34,7 @@ per tap, rather than runs of KW*C = 3 values.
 """
 import numpy as np
 
+from .bias_act import bias_relu_row
 from .common import gemm_nn, gemm_tn, prange, thread_id
 from .pooling import max_tiles_row
 
@@ -149,11 +150,9 @@ def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches,
     and its ph x pw tiles' maxima into its images of ``pooled`` (:func:`max_pool_images`)."""
     oh, ow = geometry[8], geometry[9]
     cells = oh * ow
-    n = x.shape[0]
-    for part in prange((n + per - 1) // per):
-        b0 = part * per
-        b1 = min(n, b0 + per)
-        rows = (b1 - b0) * cells
+    for part in prange((x.shape[0] + per - 1) // per):
+        b0, b1 = chunk_images_of(part, per, x.shape[0])
+        rows = (b1 - b0) * cells                  # its rows of y / dY: from b0 * cells on
         core = thread_id()
         p_c = chunk_patches(x, patches[core], b0, b1, geometry, as_rows)
         y_c = y_buffers[core] if pool[0] else y2
@@ -180,11 +179,9 @@ def backward_kernel(x, wt, da2, a2, relu, has_bias, geometry, per, as_rows, need
        then col2im (:func:`col2im_images`) into its images of dx."""
     oh, ow = geometry[8], geometry[9]
     cells = oh * ow
-    n = x.shape[0]
-    for part in prange((n + per - 1) // per):
-        b0 = part * per
-        b1 = min(n, b0 + per)
-        rows = (b1 - b0) * cells
+    for part in prange((x.shape[0] + per - 1) // per):
+        b0, b1 = chunk_images_of(part, per, x.shape[0])
+        rows = (b1 - b0) * cells                  # its rows of y / dY: from b0 * cells on
         core = thread_id()
         dz_c = da2[b0 * cells:b0 * cells + rows]                      # 1. dZ
         if relu:
@@ -205,6 +202,12 @@ def backward_kernel(x, wt, da2, a2, relu, has_bias, geometry, per, as_rows, need
 
 
 # ---- the kernels' parts (serial: one chunk, on the core running it) ----
+def chunk_images_of(part, per, n):
+    """Chunk ``part``'s images: b0..b1-1."""
+    b0 = part * per
+    return b0, min(n, b0 + per)
+
+
 def chunk_patches(x, col, b0, b1, geometry, as_rows):
     """Images b0..b1-1's patches in a core's (rows_max, K) buffer col: P_c as its first
     rows (``as_rows``), or P_c^T, (K, rows), in its first K*rows values."""
@@ -284,15 +287,9 @@ def patches_as_taps(x, colt, b0, b1, geometry):
 
 
 def bias_relu_rows(y, bias, has_bias, relu):
-    """y (rows, F) in place: ``+ bias``, then ReLU; bias_act's float32 arithmetic, the same bits."""
+    """y (rows, F) in place: ``+ bias``, then ReLU, by bias_act's own row part (the same bits)."""
     for r in range(y.shape[0]):
-        for j in range(y.shape[1]):
-            v = y[r, j]
-            if has_bias:
-                v = v + bias[j]
-            if relu and v < 0:   # NaN stays NaN, like np.maximum(z, 0)
-                v = _ZERO
-            y[r, j] = v
+        bias_relu_row(y[r], bias, has_bias, relu)
 
 
 def max_pool_images(y_c, b0, b1, oh, ow, pool, pooled):
