@@ -334,7 +334,8 @@ class ActivatedLayer(Layer):
     their op (minicnn.ops); this class adds the bias and the activation
     (fused, minicnn.ops.bias_act) and, from a training forward, keeps what
     backward needs: the linear op's context and the activation's (``_a``: the
-    output a, or the pre-activation for gelu & co.: see bias_act)."""
+    output a, or the pre-activation for gelu & co.: see bias_act). Conv2D runs
+    all three as one op (minicnn.ops.conv2d_bias_act) and keeps the same two."""
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -13,8 +13,9 @@ read it (minicnn/ops/conv2d_cpu.py). z and dz are never written to memory and
 read back, which at inference (batch 1000) is 170 MB of traffic saved on the
 first layer alone. At inference a max pooling that follows (``pool=``, the
 model's predict passes it for Conv2D + MaxPooling2D) runs on the same cached
-rows, and only its output is written: 4x less than the activation. Every bit is the two ops' (db's summation order aside: it
-adds chunk by chunk, in chunk order, still the same bits on any thread count).
+rows, and only its output is written: 4x less than the activation. Every bit
+is the two ops' (db's summation order aside: it adds chunk by chunk, in chunk
+order, still the same bits on any thread count).
 
 Every version, in this order:
 
