@@ -181,6 +181,12 @@ def _conv_backward(dy, ctx, w, dx, dw):
     return flops, moved
 
 
+def _argmax_bytes(ctx):
+    """The argmax a conv2d_bias_act context with a pool holds (written forward, read backward)."""
+    pool = getattr(ctx, "pool", None)
+    return 0 if pool is None or pool.argmax is None else pool.argmax.nbytes
+
+
 def _conv_cost(name, args, kwargs, result):
     """conv2d.forward(x, w, strides, pads) / .backward(dy, ctx, w); conv2d_bias_act.forward(x, w,
     b, activation, strides, pads) / .backward(da, ctx, w, activation, has_bias)."""
@@ -192,19 +198,20 @@ def _conv_cost(name, args, kwargs, result):
         strides, pads = (arg(4, "strides"), arg(5, "pads", (0, 0, 0, 0))) if fused else \
             (arg(2, "strides"), arg(3, "pads", (0, 0, 0, 0)))
         # (with pool=, conv2d_bias_act returns the pooled output: the convolution's own is
-        # never written, only the pooled one)
+        # never written, only the pooled one, and training, its argmax)
         dh, dw = arg(7 if fused else 5, "dilation", (1, 1))
         window = (span(w.shape[0], dh), span(w.shape[1], dw))
         n, oh, ow = x.shape[0], *output_hw(x.shape[1], x.shape[2], window, tuple(np.ravel(strides)),
                                             tuple(np.ravel(pads)))
         flops, moved = _conv_forward(x, w, strides, pads, (n, oh, ow, w.shape[3]), result[0].nbytes)
         b = arg(2, "b") if fused else None
-        return flops, moved + (b.nbytes if b is not None else 0)
+        return flops, moved + (b.nbytes if b is not None else 0) + _argmax_bytes(result[1])
     dy, ctx, w = args[0], args[1], args[2]
     extra = 0
-    if fused:   # the activation's context (relu: its output a) is read too
+    if fused:   # the activation's context (relu: its output a, pooled after pool=) is read too
+        extra = _argmax_bytes(ctx)
         ctx, act = ctx.conv, ctx.act
-        extra = act.nbytes if arg(3, "activation") != "linear" and isinstance(act, np.ndarray) else 0
+        extra += act.nbytes if arg(3, "activation") != "linear" and isinstance(act, np.ndarray) else 0
     flops, moved = _conv_backward(dy, ctx, w, result[0], result[1])
     return flops, moved + extra
 

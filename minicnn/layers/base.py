@@ -132,9 +132,10 @@ class Layer:
     def backward(self, dout, need_dx=True):
         raise NotImplementedError(f"{type(self).__name__} does not implement backward()")
 
-    def inference_with(self, next_layer):
-        """None, or a function ``x -> next_layer.forward(self.forward(x))`` that runs both
-        layers as one op at inference (Conv2D + MaxPooling2D); a model's predict asks."""
+    def fused_with(self, next_layer):
+        """None, or an object running this layer and ``next_layer`` as one op, with the two
+        layers' ``forward(x, training)`` and ``backward(dout, need_dx)`` in one (Conv2D +
+        MaxPooling2D: minicnn.layers.conv.ConvPool); a model's forward and backward ask."""
         return None
 
     output_activation = None  # see the contract above; layers with an activation say which

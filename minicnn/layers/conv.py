@@ -75,27 +75,30 @@ class Conv2D(ActivatedLayer):
         super().build(input_shape)
 
     def forward(self, x, training=False):
-        # the convolution, the bias and the activation: one op (fused on the CPU)
+        return self._forward(x, training, pool=None)
+
+    def _forward(self, x, training, pool):
+        # the convolution, the bias and the activation (and a max pooling after): one op
         a, ctx = conv2d_bias_act.forward(x, self.kernel, self.bias, self.activation, self.strides,
-                                         self.pads, training=training, dilation=self.dilation_rate)
-        if training:   # kept for backward, as ActivatedLayer keeps them
-            self._ctx, self._a = ctx.conv, ctx.act
+                                         self.pads, training=training, dilation=self.dilation_rate,
+                                         pool=pool)
+        if training:   # kept for backward (_a, as ActivatedLayer keeps it; _ctx: the op's whole)
+            self._ctx, self._a = ctx, ctx.act
         return a
 
-    def inference_with(self, next_layer):
+    def fused_with(self, next_layer):
         # a max pooling right after: one op, which on the CPU writes only the pooled values
-        # (not for subclasses that change either layer's forward: theirs must run)
+        # (not for subclasses that change either layer's forward or backward: theirs must run)
         if not (isinstance(next_layer, MaxPooling2D) and type(self).forward is Conv2D.forward
-                and type(next_layer).forward is MaxPooling2D.forward):
+                and type(self).backward is Conv2D.backward
+                and type(next_layer).forward is MaxPooling2D.forward
+                and type(next_layer).backward is MaxPooling2D.backward):
             return None
-        pool = (next_layer.pool_size, next_layer.strides, next_layer.pads)
-        return lambda x: conv2d_bias_act.forward(x, self.kernel, self.bias, self.activation, self.strides,
-                                                 self.pads, dilation=self.dilation_rate, pool=pool)[0]
+        return ConvPool(self, next_layer)
 
     def backward(self, dout, need_dx=True):
         self._require_training_forward()
-        ctx = conv2d_bias_act.Context(self._ctx, self._a)
-        self._ctx = self._a = None   # used up: free the batch's activations
+        ctx, self._ctx, self._a = self._ctx, None, None   # used up: free the batch's activations
         dx, dkernel, db = conv2d_bias_act.backward(
             dout, ctx, self.kernel, self.activation, self.use_bias, need_dx=need_dx,
             dw_out=self.gradient_storage("kernel"), db_out=self.gradient_storage("bias"))
@@ -103,4 +106,34 @@ class Conv2D(ActivatedLayer):
         return dx
 
     def _linear_backward(self, dz, ctx, need_dx):   # backward_from_preactivation's
-        return conv2d.backward(dz, ctx, self.kernel, need_dx=need_dx, dw_out=self.gradient_storage("kernel"))
+        if ctx.pool is not None:
+            raise RuntimeError(f"{self.name}: the last training forward pooled its output; "
+                               "backward_from_preactivation needs the convolution's own")
+        return conv2d.backward(dz, ctx.conv, self.kernel, need_dx=need_dx,
+                               dw_out=self.gradient_storage("kernel"))
+
+
+class ConvPool:
+    """A Conv2D and the MaxPooling2D right after it, run as one op (conv2d_bias_act with
+    ``pool=``): on the CPU the pooling reads the convolution's rows while they are in cache,
+    only the pooled activation (and, training, its argmax) is written, and backward unpools
+    the pooled gradient straight into the convolution's. The same numbers as the two layers
+    one after the other. Made by ``Conv2D.fused_with`` for a model's forward and backward;
+    the layers keep their weights, names and gradients (the pooling has none).
+
+    Example::
+
+        >>> pair = model.layers[0].fused_with(model.layers[1])   # Conv2D, MaxPooling2D
+        >>> p = pair.forward(x, training=True)
+        >>> dx = pair.backward(dp)                               # sets the Conv2D's grads
+    """
+
+    def __init__(self, conv, pool):
+        self.conv = conv
+        self.pool = (pool.pool_size, pool.strides, pool.pads)
+
+    def forward(self, x, training=False):
+        return self.conv._forward(x, training, pool=self.pool)
+
+    def backward(self, dout, need_dx=True):
+        return self.conv.backward(dout, need_dx)

@@ -184,14 +184,20 @@ class Model(TrainingMixin):
         keras_files.save_model(self, filepath)
 
     # -- running -----------------------------------------------------------------
-    def _forward(self, x, training=False):
-        layers = self._compute_layers
-        i = 0
+    def _runs(self):
+        """The layers as they run: one by one, or two as one op (Layer.fused_with: Conv2D +
+        MaxPooling2D), the same pairs for forward and backward (they depend on the layers
+        alone)."""
+        layers, runs, i = self._compute_layers, [], 0
         while i < len(layers):
-            # at inference two layers may run as one op (Layer.inference_with)
-            both = None if training or i + 1 == len(layers) else layers[i].inference_with(layers[i + 1])
-            x = both(x) if both else layers[i].forward(x, training=training)
+            both = layers[i].fused_with(layers[i + 1]) if i + 1 < len(layers) else None
+            runs.append(both or layers[i])
             i += 2 if both else 1
+        return runs
+
+    def _forward(self, x, training=False):
+        for run in self._runs():
+            x = run.forward(x, training=training)
         return x
 
     def _backward(self, dout, from_preactivation=False):
@@ -199,13 +205,13 @@ class Model(TrainingMixin):
 
         With ``from_preactivation`` the gradient is taken w.r.t. the last
         layer's pre-activation (the fused softmax + cross-entropy case)."""
-        layers = self._compute_layers
-        for i in range(len(layers) - 1, -1, -1):
+        runs = self._runs()
+        for i in range(len(runs) - 1, -1, -1):
             need_dx = i > 0
-            if i == len(layers) - 1 and from_preactivation:
-                dout = layers[i].backward_from_preactivation(dout, need_dx=need_dx)
+            if i == len(runs) - 1 and from_preactivation:
+                dout = runs[i].backward_from_preactivation(dout, need_dx=need_dx)
             else:
-                dout = layers[i].backward(dout, need_dx=need_dx)
+                dout = runs[i].backward(dout, need_dx=need_dx)
 
     def __call__(self, x, training=False):
         """Run the model on an array (returns a backend array)."""

@@ -36,6 +36,8 @@ Example::
 """
 from typing import NamedTuple
 
+import numpy as np
+
 from .. import backend
 from . import activation as act_ops
 from . import bias_act, conv2d, conv2d_cpu, pooling
@@ -45,9 +47,13 @@ FUSED = ("relu", "linear")   # the activations conv2d_cpu's kernels apply themse
 
 
 class Context(NamedTuple):
-    """What backward needs: conv2d's context and bias_act's (a, or u for gelu & co.)."""
+    """What backward needs: conv2d's context and bias_act's (a, or u for gelu & co.); after
+    ``pool=``, pooling's context too, and whether ``act`` is the pooled a (the CPU kernel
+    pooled its cached rows, and its backward unpools them) rather than the whole a."""
     conv: conv2d.Context
     act: object
+    pool: object = None
+    act_pooled: bool = False
 
 
 # ----------------------------------------------------------------------------
@@ -74,42 +80,52 @@ def forward(x, w, b, activation, strides, pads, training=False, dilation=(1, 1),
     """``(a, ctx)``: a = activation(conv2d(x, w) + b) (b may be None); ctx (None unless
     ``training``) is what backward needs.
 
-    ``pool`` = (pool_size, strides, pads) of a max pooling right after (inference only:
-    MaxPooling2D after Conv2D in a model's predict): a is then that pooling of the
-    activation, and on the CPU fast path only the pooled values are ever written."""
+    ``pool`` = (pool_size, strides, pads) of a max pooling right after (MaxPooling2D after
+    Conv2D in a model): a is then that pooling of the activation, backward takes its
+    gradient, and on the CPU fast path only the pooled values (and argmax) are written."""
     g = check(x, w, b, activation, strides, pads, dilation)
-    if pool is not None:
-        if training:
-            raise ValueError("conv2d: pool= is for inference (training=False); a training forward "
-                             "keeps the activation for backward and pools it in its own op")
-        pg = pooling.geometry("maxpool", (g.n, g.oh, g.ow, g.f), *pool)
+    pg = None if pool is None else pooling.geometry("maxpool", (g.n, g.oh, g.ow, g.f), *pool)
     biases = () if b is None else (b,)
     if _fused(activation, x, w, *biases) and (pool is None or pooling.tiles(pg)):   # 3. fused
         relu = activation == "relu"
-        if pool is not None:
-            return conv2d_cpu.forward(x, w, g, False, b, relu, pool=(pg.ph, pg.pw))[0], None
-        a, _ = conv2d_cpu.forward(x, w, g, training, b, relu)
-        return a, (Context(conv2d.Context(x, g, None), a) if training else None)
+        a, argmax = conv2d_cpu.forward(x, w, g, training, b, relu,
+                                       pool=None if pool is None else (pg.ph, pg.pw))
+        if not training:
+            return a, None
+        pool_ctx = None if pool is None else pooling.Context(argmax, (g.n, g.oh, g.ow, g.f), pg)
+        return a, Context(conv2d.Context(x, g, None), a, pool_ctx, pool is not None)
     z, conv_ctx = conv2d.forward(x, w, strides, pads, training, dilation)   # 4. the ops in turn
     if not training:
         a = bias_act.forward(z, b, activation)
         return (a if pool is None else pooling.forward(a, *pool)[0]), None
     a, act_ctx = bias_act.forward_training(z, b, activation)
-    return a, Context(conv_ctx, act_ctx)
+    if pool is None:
+        return a, Context(conv_ctx, act_ctx)
+    pooled, pool_ctx = pooling.forward(a, *pool, training=True)
+    return pooled, Context(conv_ctx, act_ctx, pool_ctx)
 
 
 def backward(da, ctx, w, activation, has_bias, need_dx=True, dw_out=None, db_out=None):
-    """``(dx or None, dw, db or None)`` for the forward that returned ``ctx``; ``dw_out`` /
-    ``db_out`` as in conv2d.backward / bias_act.backward (the CUDA path writes into them)."""
+    """``(dx or None, dw, db or None)`` for the forward that returned ``ctx`` (da: the
+    gradient of its output, pooled after ``pool=``); ``dw_out`` / ``db_out`` as in
+    conv2d.backward / bias_act.backward (the CUDA path writes into them)."""
     g = ctx.conv.g
-    require_array("conv2d backward", "da", da, 4)
-    require_shape("conv2d backward", "da", da, (g.n, g.oh, g.ow, g.f))
-    require_shape("conv2d backward", "w", w, (g.kh, g.kw, g.c, g.f))
-    bias_act.check_activation("conv2d backward", activation)
+    op = "conv2d backward"
+    out = (g.n, g.oh, g.ow, g.f) if ctx.pool is None else (g.n, ctx.pool.g.oh, ctx.pool.g.ow, g.f)
+    require_array(op, "da", da, 4)
+    require_shape(op, "da", da, out)
+    require_shape(op, "w", w, (g.kh, g.kw, g.c, g.f))
+    bias_act.check_activation(op, activation)
     a = ctx.act if activation == "relu" else None
+    if ctx.act_pooled:   # the CPU kernel pooled its rows: its backward unpools them
+        require_same_dtype(op, da=da, x=ctx.conv.x)
+        pool = (ctx.pool.g.ph, ctx.pool.g.pw, ctx.pool.argmax)
+        return conv2d_cpu.backward(np.ascontiguousarray(da), ctx.conv, w, need_dx, a, has_bias, pool)
+    if ctx.pool is not None:
+        da = pooling.backward(da, ctx.pool)
     if ctx.conv.patches is None and _fused(activation, da, ctx.conv.x, w, *(() if a is None else (a,))):
         if a is not None:
-            require_shape("conv2d backward", "a", a, da.shape)
+            require_shape(op, "a", a, da.shape)
         return conv2d_cpu.backward(da, ctx.conv, w, need_dx, a, has_bias)
     dz, db = bias_act.backward(da, ctx.act, activation, has_bias, db_out=db_out)
     dx, dw = conv2d.backward(dz, ctx.conv, w, need_dx, dw_out)

@@ -36,7 +36,7 @@ import numpy as np
 
 from .bias_act import bias_relu_rows
 from .common import gemm_nn, gemm_tn, prange, thread_id
-from .pooling import max_tiles_row
+from .pooling import max_argmax_tiles_row, max_tiles_row, max_unpool_row
 
 MIN_RUN_FOR_ROW_PATCHES = 16   # KW*C below this: the patch matrix as columns (C = 1, 3)
 CHUNK_BYTES = 512 << 10        # a chunk's patch rows: well inside a core's L2 cache
@@ -84,38 +84,43 @@ def _core_buffers(cpu, name, g, per, cols, dtype):
 
 
 def forward(x, w, g, training, b=None, relu=False, pool=None):
-    """``(y, None)``: y = conv(x, w), then ``+ b`` and ReLU when asked, each chunk's rows
+    """``(y, argmax)``: y = conv(x, w), then ``+ b`` and ReLU when asked, each chunk's rows
     right after its GEMM, while they are in cache (conv2d_bias_act's fused forward).
     With ``pool`` = (ph, pw), y is then max-pooled by ph x pw tiles (stride = pool, no
-    padding) from the same cached rows, and only the pooled y is written (inference).
-    Nothing is kept for backward, which builds each chunk's patches again (``training``
-    changes nothing here)."""
+    padding) from the same cached rows, and only the pooled y is written, with, when
+    ``training``, its argmax (int32, as pooling's) for backward; else argmax is None.
+    Nothing else is kept for backward, which builds each chunk's patches again."""
     cpu = _runtime()
     per, k = chunk_images(g, forward=True), g.kh * g.kw * g.c
     patches = _core_buffers(cpu, "conv2d chunk patches", g, per, k, x.dtype)
     bias = x[:0, 0, 0, 0] if b is None else b     # an empty vector: never read
+    # (unused outputs and buffers: empty arrays of the same kinds, so the kernel compiles once)
+    arg = np.empty((0, 0, 0, g.f), dtype=np.int32)
     if pool is None:
         y = np.empty((g.n, g.oh, g.ow, g.f), dtype=x.dtype)
-        y2, pooled, ph, pw = y.reshape(-1, g.f), y[:0], 0, 0   # y[:0]: never written
+        y2, pooled, ph, pw = y.reshape(-1, g.f), y[:0], 0, 0
         y_buffers = np.empty((patches.shape[0], 0, g.f), dtype=x.dtype)
     else:
         ph, pw = pool
         pooled = y = np.empty((g.n, g.oh // ph, g.ow // pw, g.f), dtype=x.dtype)
+        arg = np.empty(y.shape, dtype=np.int32) if training else arg
         y2 = np.empty((0, g.f), dtype=x.dtype)
         y_buffers = _core_buffers(cpu, "conv2d chunk outputs", g, per, g.f, x.dtype)
     with cpu.one_blas_thread:   # each core's sgemm on that core alone
         cpu.compile(forward_kernel)(x, w.reshape(k, g.f), bias, b is not None, relu, _geometry(g), per,
-                                    rows_first(g), patches, y2, (ph, pw), y_buffers, pooled)
-    return y, None
+                                    rows_first(g), patches, y2, (ph, pw), y_buffers, pooled, arg)
+    return y, (arg if arg.shape[0] else None)
 
 
-def backward(da, ctx, w, need_dx, a=None, has_bias=False):
+def backward(da, ctx, w, need_dx, a=None, has_bias=False, pool=None):
     """``(dx or None, dw, db or None)``: dW = P^T dZ summed chunk by chunk, in chunk order.
 
     dZ is ``da`` itself, or, given ``a`` (the output of a ReLU that followed the
     convolution), ``da * [a > 0]``; with ``has_bias``, db is dZ summed over the cells
-    (conv2d_bias_act's fused backward). Both per chunk, in a core's own buffer, just
-    before the GEMMs read it: dZ is never written out."""
+    (conv2d_bias_act's fused backward). With ``pool`` = (ph, pw, argmax) (forward pooled
+    its rows), da and a are the pooled gradient and activation, and dZ is unpooled from
+    them (pooling's backward, then the ReLU's). All per chunk, in a core's own buffer,
+    just before the GEMMs read it: dZ is never written out."""
     cpu, g = _runtime(), ctx.g
     per, k = chunk_images(g), g.kh * g.kw * g.c
     f32 = da.dtype
@@ -125,18 +130,18 @@ def backward(da, ctx, w, need_dx, a=None, has_bias=False):
     dpatches = _core_buffers(cpu, "conv2d chunk patch gradients", g, per, k, f32) if need_dx \
         else np.empty((patches.shape[0], 0, k), dtype=f32)
     relu = a is not None
-    dz = _core_buffers(cpu, "conv2d chunk output gradients", g, per, g.f, f32) if relu \
+    dz = _core_buffers(cpu, "conv2d chunk output gradients", g, per, g.f, f32) if relu or pool \
         else np.empty((patches.shape[0], 0, g.f), dtype=f32)
     partial = np.empty((chunks, k, g.f), dtype=f32)
     db_partial = np.empty((chunks if has_bias else 0, g.f), dtype=f32)
     # (F, K): dP = dZ @ W^T as a plain product (only dx reads it)
     wt = np.ascontiguousarray(w.reshape(k, g.f).T) if need_dx else np.empty((0, k), dtype=f32)
     dx = np.empty((g.n, g.h, g.w, g.c), dtype=f32) if need_dx else ctx.x[:0]   # x[:0]: never written
-    da2 = da.reshape(-1, g.f)
+    ph, pw, arg = (0, 0, np.empty((0, 0, 0, g.f), dtype=np.int32)) if pool is None else pool
     with cpu.one_blas_thread:
-        cpu.compile(backward_kernel)(ctx.x, wt, da2, da2 if a is None else a.reshape(-1, g.f), relu,
-                                     has_bias, _geometry(g), per, rows_first(g), need_dx, patches,
-                                     dpatches, dz, partial, db_partial, dx)
+        cpu.compile(backward_kernel)(ctx.x, wt, da, da if a is None else a, relu, has_bias,
+                                     _geometry(g), per, rows_first(g), need_dx, (ph, pw), arg,
+                                     patches, dpatches, dz, partial, db_partial, dx)
     dw = np.add.reduce(partial, axis=0).reshape(w.shape)        # chunk 0, then 1, ...
     db = np.add.reduce(db_partial, axis=0) if has_bias else None
     return (dx if need_dx else None), dw, db
@@ -146,15 +151,20 @@ def backward(da, ctx, w, need_dx, a=None, has_bias=False):
 # the kernels (plain Python, compiled by the CPU runtime with the parts they call)
 # ----------------------------------------------------------------------------
 def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches, y2, pool,
-                   y_buffers, pooled):
+                   y_buffers, pooled, arg):
     """``per`` images at a time, each chunk on one core: its patches into that core's
     ``patches`` buffer (:func:`chunk_patches`), ``Y_c = P_c @ w2`` into its rows of y2,
     then, while those rows are in cache, ``+ bias`` and ReLU (:func:`bias_relu_rows`).
     With ``pool`` = (ph, pw) (not (0, 0)), Y_c goes to the core's ``y_buffers`` instead,
-    its ph x pw tiles' maxima into its images of ``pooled`` (:func:`max_pool_images`), and
-    the bias and ReLU go to those alone (a quarter of the values for 2 x 2 tiles): the
-    same numbers, as adding a finite b and clipping at 0 are monotone, so they never change
-    which value of a tile is largest (and a NaN stays a NaN)."""
+    and its ph x pw tiles' maxima into its images of ``pooled``:
+
+    - training (``arg`` not empty): bias and ReLU, then the maxima and their offsets in
+      ``arg`` (:func:`max_argmax_images`), the order of the two layers, so that among
+      values the ReLU made equal the argmax is the same cell as theirs;
+    - inference: the maxima (:func:`max_pool_images`), then the bias and ReLU on those
+      alone (a quarter of the values for 2 x 2 tiles): the same numbers, as adding a
+      finite b and clipping at 0 are monotone, so they never change which value of a
+      tile is largest (and a NaN stays a NaN)."""
     oh, ow = geometry[8], geometry[9]
     cells = oh * ow
     for part in prange((x.shape[0] + per - 1) // per):
@@ -168,34 +178,42 @@ def forward_kernel(x, w2, bias, has_bias, relu, geometry, per, as_rows, patches,
             gemm_nn(p_c, w2, y_c)
         else:          # p_c holds P_c^T
             gemm_tn(p_c, w2, y_c)
-        if pool[0]:
+        if pool[0] and not arg.shape[0]:          # inference: pool first
             max_pool_images(y_c, b0, b1, oh, ow, pool, pooled)
             y_c = pooled[b0:b1].reshape(-1, pooled.shape[3])
         if has_bias or relu:
             bias_relu_rows(y_c, bias, has_bias, relu)
+        if pool[0] and arg.shape[0]:              # training: pool after
+            max_argmax_images(y_c, b0, b1, oh, ow, pool, pooled, arg)
 
 
-def backward_kernel(x, wt, da2, a2, relu, has_bias, geometry, per, as_rows, need_dx, patches,
-                    dpatches, dz_buffers, partial, db_partial, dx):
+def backward_kernel(x, wt, da, a, relu, has_bias, geometry, per, as_rows, need_dx, pool, arg,
+                    patches, dpatches, dz_buffers, partial, db_partial, dx):
     """``per`` images at a time, each chunk on one core:
 
-    1. its dZ rows: da's, or ``da * [a > 0]`` (relu) into the core's ``dz_buffers``;
-       with ``has_bias``, their column sums, chunk c's share of db, in ``db_partial[c]``;
+    1. its dZ rows: da's, or ``da * [a > 0]`` (relu) into the core's ``dz_buffers``; with
+       ``pool`` = (ph, pw) (not (0, 0)), unpooled from the pooled da, ``arg`` and a
+       (:func:`unpool_images`); with ``has_bias``, their column sums, chunk c's share of
+       db, in ``db_partial[c]``;
     2. its patches again (as forward), then ``partial[c] = P_c^T dZ_c``, chunk c's share
        of dW;
     3. with ``need_dx``: ``dP_c = dZ_c @ wt`` (wt = W^T) into the core's ``dpatches``,
        then col2im (:func:`col2im_images`) into its images of dx."""
     oh, ow = geometry[8], geometry[9]
     cells = oh * ow
+    da2, a2 = da.reshape(-1, da.shape[3]), a.reshape(-1, a.shape[3])
     for part in prange((x.shape[0] + per - 1) // per):
         b0, b1 = chunk_images_of(part, per, x.shape[0])
         rows = (b1 - b0) * cells                  # its rows of y / dY: from b0 * cells on
         core = thread_id()
-        dz_c = da2[b0 * cells:b0 * cells + rows]                      # 1. dZ
-        if relu:
-            dz_buf = dz_buffers[core]
-            relu_mask_rows(dz_c, a2[b0 * cells:b0 * cells + rows], dz_buf[:rows])
-            dz_c = dz_buf[:rows]
+        if pool[0]:                                                   # 1. dZ
+            dz_c = dz_buffers[core][:rows]
+            unpool_images(da, arg, a, b0, b1, oh, ow, pool, relu, dz_c)
+        elif relu:
+            dz_c = dz_buffers[core][:rows]
+            relu_mask_rows(da2[b0 * cells:b0 * cells + rows], a2[b0 * cells:b0 * cells + rows], dz_c)
+        else:
+            dz_c = da2[b0 * cells:b0 * cells + rows]
         if has_bias:
             column_sums(dz_c, db_partial[part])
         p_c = chunk_patches(x, patches[core], b0, b1, geometry, as_rows)   # 2. dW
@@ -302,6 +320,24 @@ def max_pool_images(y_c, b0, b1, oh, ow, pool, pooled):
     for b in range(b0, b1):
         for r in range(pooled.shape[1]):
             max_tiles_row(images[b - b0], r, pool[0], pool[1], pooled[b])
+
+
+def max_argmax_images(y_c, b0, b1, oh, ow, pool, pooled, arg):
+    """max_pool_images with each maximum's offset in ``arg`` too (pooling's training scan)."""
+    images = y_c.reshape((b1 - b0, oh, ow, y_c.shape[1]))
+    for b in range(b0, b1):
+        for r in range(pooled.shape[1]):
+            max_argmax_tiles_row(images[b - b0], r, pool[0], pool[1], pooled[b], arg[b])
+
+
+def unpool_images(da, arg, a, b0, b1, oh, ow, pool, relu, dz_c):
+    """Images b0..b1-1's dZ rows dz_c ((b1-b0)*oh*ow rows of F) from their pooled gradient
+    da, argmax and (``relu``) pooled activation a, by pooling's own unpooling of a row (the
+    same bits as MaxPooling2D's backward, then the ReLU's, at every cell)."""
+    images = dz_c.reshape((b1 - b0, oh, ow, dz_c.shape[1]))
+    for b in range(b0, b1):
+        for hh in range(oh):
+            max_unpool_row(da[b], arg[b], a[b], hh, pool[0], pool[1], relu, images[b - b0])
 
 
 def relu_mask_rows(da, a, dz):

@@ -4,7 +4,7 @@ import pytest
 
 import naive
 from minicnn import backend
-from minicnn.ops import conv2d, conv2d_bias_act, conv2d_cpu
+from minicnn.ops import conv2d, conv2d_bias_act, conv2d_cpu, pooling
 from minicnn.ops.geometry import out_size_and_pads
 from device_arrays import dev
 
@@ -168,11 +168,11 @@ def test_compiled_col2im_gives_the_reference_bits():
     # two images per chunk, so the last chunk is short (dW of the zero x comes along)
     k = kh * kw * 5
     cores = runtime().numba.config.NUMBA_NUM_THREADS   # one patch-gradient buffer per core
-    da2 = dcol.reshape(3 * oh * ow, k)
+    da = dcol.reshape(3, oh, ow, k)
     runtime().compile(conv2d_cpu.backward_kernel)(
-        np.zeros(x_shape, np.float32), np.eye(k, dtype=np.float32), da2, da2, False, False,
-        (kh, kw, *strides, 1, 1, pads[0], pads[2], oh, ow), 2, True, True,
-        np.empty((cores, 2 * oh * ow, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
+        np.zeros(x_shape, np.float32), np.eye(k, dtype=np.float32), da, da, False, False,
+        (kh, kw, *strides, 1, 1, pads[0], pads[2], oh, ow), 2, True, True, (0, 0),
+        np.empty((0, 0, 0, k), np.int32), np.empty((cores, 2 * oh * ow, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
         np.empty((cores, 0, k), np.float32), np.empty((2, k, k), np.float32), np.empty((0, k), np.float32), dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
@@ -181,7 +181,8 @@ def test_compiled_col2im_gives_the_reference_bits():
 def test_the_chunks_kernel_reads_as_plain_python():
     """Uncompiled (prange is range, the products NumPy's, one core), the chunked kernels are
     the reference's math: padded, strided, two images per chunk with a short last one, with
-    and without the fused bias and ReLU."""
+    and without the fused bias and ReLU, with a fused pool (inference, and training: argmax
+    forward, the pooled gradient backward)."""
     rng = np.random.default_rng(6)
     x = rng.standard_normal((3, 7, 6, 5)).astype(np.float32)
     w = rng.standard_normal((3, 2, 5, 4)).astype(np.float32)
@@ -199,21 +200,35 @@ def test_the_chunks_kernel_reads_as_plain_python():
         activation = "relu" if relu else "linear"
         ra = conv2d_bias_act.forward_reference(x, w, bias, activation, strides, pads)
         rdx, rdw, rdb = conv2d_bias_act.backward_reference(da, x, w, bias, activation, strides, pads)
+        no_arg = np.empty((0, 0, 0, 4), np.int32)
+        tiles = ((2, 1), (2, 1), (0, 0, 0, 0))
+        rp, rarg = pooling.forward_reference(ra, *tiles)
+        dp = rng.standard_normal(rp.shape).astype(np.float32)
+        rpdx, rpdw, _ = conv2d_bias_act.backward_reference(
+            pooling.backward_reference(dp, rarg, ra.shape, *tiles), x, w, bias, activation, strides, pads)
         for as_rows in (True, False):   # patches as rows, and transposed (the few-channel layout)
             conv2d_cpu.forward_kernel(x, w2, b, bias is not None, relu, geometry, 2, as_rows, patches, y2,
-                                      (0, 0), y_buffers[:, :0], np.empty((0, 1, 1, 4), np.float32))
+                                      (0, 0), y_buffers[:, :0], np.empty((0, 1, 1, 4), np.float32), no_arg)
             np.testing.assert_allclose(y2.reshape(ra.shape), ra, rtol=1e-5, atol=1e-5)
             pooled = np.empty((3, g.oh // 2, g.ow // 1, 4), np.float32)   # 2x1 tiles
             conv2d_cpu.forward_kernel(x, w2, b, bias is not None, relu, geometry, 2, as_rows, patches,
-                                      y2[:0], (2, 1), y_buffers, pooled)
-            want = conv2d_bias_act.forward_reference(x, w, bias, activation, strides, pads,
-                                                     pool=((2, 1), (2, 1), (0, 0, 0, 0)))
-            np.testing.assert_allclose(pooled, want, rtol=1e-5, atol=1e-5)
+                                      y2[:0], (2, 1), y_buffers, pooled, no_arg)
+            np.testing.assert_allclose(pooled, rp, rtol=1e-5, atol=1e-5)
+            arg = np.empty(pooled.shape, np.int32)      # training: the argmax too
+            conv2d_cpu.forward_kernel(x, w2, b, bias is not None, relu, geometry, 2, as_rows, patches,
+                                      y2[:0], (2, 1), y_buffers, pooled, arg)
+            np.testing.assert_allclose(pooled, rp, rtol=1e-5, atol=1e-5)
+            np.testing.assert_array_equal(arg, rarg)
             partial, dx = np.empty((2, k, 4), np.float32), np.empty(x.shape, np.float32)
             db_partial = np.empty((2, 4), np.float32)
-            conv2d_cpu.backward_kernel(x, w2.T.copy(), da.reshape(-1, 4), y2, relu, bias is not None,
-                                       geometry, 2, as_rows, True, patches, dpatches, dz_buffers,
+            conv2d_cpu.backward_kernel(x, w2.T.copy(), dp, pooled, relu, bias is not None, geometry, 2,
+                                       as_rows, True, (2, 1), arg, patches, dpatches, dz_buffers,
                                        partial, db_partial, dx)
+            np.testing.assert_allclose(dx, rpdx, rtol=1e-5, atol=1e-5)   # from the pooled gradient
+            np.testing.assert_allclose(partial.sum(axis=0).reshape(w.shape), rpdw, rtol=1e-5, atol=1e-5)
+            conv2d_cpu.backward_kernel(x, w2.T.copy(), da, y2.reshape(ra.shape), relu, bias is not None,
+                                       geometry, 2, as_rows, True, (0, 0), no_arg, patches, dpatches,
+                                       dz_buffers, partial, db_partial, dx)
             np.testing.assert_allclose(dx, rdx, rtol=1e-5, atol=1e-5)
             np.testing.assert_allclose(partial.sum(axis=0).reshape(w.shape), rdw, rtol=1e-5, atol=1e-5)
             if bias is not None:

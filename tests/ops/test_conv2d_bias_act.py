@@ -171,13 +171,57 @@ def test_a_pool_after_is_the_pooling_op_of_the_activation(impl, x_shape, k_shape
         x, w, b, activation, strides, pads, pool=pool), rtol=1e-4, atol=1e-4)
 
 
-def test_a_pool_after_is_for_inference_only():
+def layers_with_pool(x, w, b, activation, strides, pads, pool, dp):
+    """The Conv2D op, then the pooling op, and back: what the op with pool= must equal."""
+    from minicnn.ops import pooling
+    a, ctx = conv2d_bias_act.forward(x, w, b, activation, strides, pads, training=True)
+    p, pool_ctx = pooling.forward(a, *pool, training=True)
+    p, argmax = backend.to_numpy(p).copy(), backend.to_numpy(pool_ctx.argmax).copy()
+    dx, dw, db = conv2d_bias_act.backward(pooling.backward(dp, pool_ctx), ctx, w, activation, b is not None)
+    return p, argmax, backend.to_numpy(dx), backend.to_numpy(dw), None if db is None else backend.to_numpy(db)
+
+
+@pytest.mark.parametrize("x_shape, k_shape, strides, pads", CASES)
+@pytest.mark.parametrize("pool", POOLS)
+@pytest.mark.parametrize("activation, has_bias", [("relu", True), ("linear", False), ("tanh", True)])
+def test_a_pool_after_trains_as_the_two_ops(impl, x_shape, k_shape, strides, pads, pool, activation,
+                                            has_bias):
+    """Training with pool=: the pooled a, its argmax, dx and dw with the bits of the Conv2D op
+    then the pooling op (db close: summed chunk by chunk). The inputs are rounded so that the
+    ReLU makes ties (whole windows of 0) and the first of them must win, as in the layers."""
+    rng, x, w, b = arrays(x_shape, k_shape, seed=5)
+    x, w = np.round(x), np.round(w * 4) / 4
+    b = np.round(b) if has_bias else None
+    args = dev(x), dev(w), None if b is None else dev(b), activation, strides, pads
+    try:
+        p, ctx = conv2d_bias_act.forward(*args, training=True, pool=pool)
+    except ValueError:
+        pytest.skip("the pool does not fit this output")
+    from minicnn.ops import pooling
+    # the CPU kernels pool their own rows for relu/linear and tiles; else the two ops run
+    assert ctx.act_pooled == (impl == "cpu_kernels" and activation != "tanh" and pooling.tiles(ctx.pool.g))
+    dp = rng.standard_normal(p.shape).astype(np.float32)
+    dp[0, 0, 0, 0] = np.nan                  # a NaN gradient poisons its window alike
+    want = layers_with_pool(*args, pool, dev(dp))
+    np.testing.assert_array_equal(backend.to_numpy(p), want[0])
+    np.testing.assert_array_equal(backend.to_numpy(ctx.pool.argmax), want[1])
+    dx, dw, db = conv2d_bias_act.backward(dev(dp), ctx, dev(w), activation, has_bias)
+    np.testing.assert_array_equal(backend.to_numpy(dx), want[2])
+    np.testing.assert_array_equal(backend.to_numpy(dw), want[3])
+    if has_bias:
+        np.testing.assert_allclose(backend.to_numpy(db), want[4], rtol=1e-5, atol=1e-5 * np.nanmax(np.abs(want[4])))
+
+
+def test_a_pool_after_checks_its_geometry_and_the_gradient():
     _, x, w, b = arrays((2, 6, 6, 1), (3, 3, 1, 4))
-    with pytest.raises(ValueError, match="conv2d: pool= is for inference"):
-        conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), training=True,
-                                pool=((2, 2), (2, 2), (0, 0, 0, 0)))
     with pytest.raises(ValueError, match="maxpool: a 5x5 window does not fit a 4x4 input"):
         conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), pool=((5, 5), (1, 1), (0, 0, 0, 0)))
+    p, ctx = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), training=True,
+                                     pool=((2, 2), (2, 2), (0, 0, 0, 0)))
+    with pytest.raises(ValueError, match=r"conv2d backward: da must have shape \(2, 2, 2, 4\)"):
+        conv2d_bias_act.backward(np.ones((2, 4, 4, 4), np.float32), ctx, w, "relu", True)   # the unpooled shape
+    with pytest.raises(TypeError, match="conv2d backward: .*dtype"):
+        conv2d_bias_act.backward(np.ones(p.shape), ctx, w, "relu", True)                       # float64
 
 
 def test_predict_runs_conv_and_pool_as_one_op_with_the_layers_bits(monkeypatch):
@@ -213,3 +257,44 @@ def test_predict_runs_conv_and_pool_as_one_op_with_the_layers_bits(monkeypatch):
         assert calls == ([False] if conv is Traced else [])   # Traced's own forward ran
         fused = [(p.pool_size, p.strides, p.pads) for p in model.layers if isinstance(p, layers.MaxPooling2D)]
         assert pools == ([None] + fused[1:] if conv is Traced else fused)   # each conv took its pool
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_training_runs_conv_and_pool_as_one_op_with_the_layers_numbers(monkeypatch, fast):
+    """A model's training step fuses Conv2D + MaxPooling2D too (forward and backward): its
+    loss and weights after three steps are the layers' one by one (a subclass of
+    MaxPooling2D with its own backward is never fused); with and without the CPU kernels."""
+    from minicnn import layers, models
+    from minicnn.utils import set_random_seed
+    rng = np.random.default_rng(8)
+    x = rng.random((13, 12, 12, 1), dtype=np.float32)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 13)]
+    pools = []
+    forward = conv2d_bias_act.forward
+
+    def spy(*args, training=False, pool=None, **kwargs):
+        pools.append((training, pool is not None))
+        return forward(*args, training=training, pool=pool, **kwargs)
+    monkeypatch.setattr(conv2d_bias_act, "forward", spy)
+
+    class OwnBackward(layers.MaxPooling2D):
+        def backward(self, dout, need_dx=True):
+            return super().backward(dout, need_dx)
+
+    def trained(pool):
+        set_random_seed(5)
+        model = models.Sequential([layers.Conv2D(6, 3, activation="relu", input_shape=(12, 12, 1)),
+                                   pool(2), layers.Conv2D(5, 3, activation="relu"), pool(2),
+                                   layers.Flatten(), layers.Dense(3, activation="softmax")])
+        model.compile(optimizer="rmsprop", loss="categorical_crossentropy")
+        pools.clear()
+        losses = [model.train_on_batch(x, y) for _ in range(3)]
+        return losses, model.get_weights(), list(pools)
+
+    with config.override(MINICNN_CPU_FAST=fast):
+        fused_losses, fused_weights, fused_calls = trained(layers.MaxPooling2D)
+        losses, weights, calls = trained(OwnBackward)
+    assert fused_calls == [(True, True)] * 6 and calls == [(True, False)] * 6
+    np.testing.assert_allclose(fused_losses, losses, rtol=1e-6)
+    for u, v in zip(fused_weights, weights):
+        np.testing.assert_allclose(u, v, rtol=1e-5, atol=1e-6)

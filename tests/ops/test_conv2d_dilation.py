@@ -86,11 +86,11 @@ def test_compiled_dilated_col2im_gives_the_reference_bits():
     # two images per chunk, so the last chunk is short (dW of the zero x comes along)
     k = kh * kw * 5
     cores = runtime().numba.config.NUMBA_NUM_THREADS   # one patch-gradient buffer per core
-    da2 = dcol.reshape(3 * oh * ow, k)
+    da = dcol.reshape(3, oh, ow, k)
     runtime().compile(conv2d_cpu.backward_kernel)(
-        np.zeros(x_shape, np.float32), np.eye(k, dtype=np.float32), da2, da2, False, False,
-        (kh, kw, *strides, *dilation, pads[0], pads[2], oh, ow), 2, True, True,
-        np.empty((cores, 2 * oh * ow, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
+        np.zeros(x_shape, np.float32), np.eye(k, dtype=np.float32), da, da, False, False,
+        (kh, kw, *strides, *dilation, pads[0], pads[2], oh, ow), 2, True, True, (0, 0),
+        np.empty((0, 0, 0, k), np.int32), np.empty((cores, 2 * oh * ow, k), np.float32), np.empty((cores, 2 * oh * ow, k), np.float32),
         np.empty((cores, 0, k), np.float32), np.empty((2, k, k), np.float32), np.empty((0, k), np.float32), dx)
     want = conv2d.col2im_reference(dcol, x_shape, strides, pads, dilation)
     assert np.array_equal(dx.view(np.uint32), np.ascontiguousarray(want).view(np.uint32))
