@@ -44,6 +44,7 @@ MIN_CHUNKS = 8                 # a batch splits into at least this many (the cor
 MAX_CHUNKS = 64                # and at most this many (dW keeps one partial sum per chunk)
 _ZERO = np.float32(0)
 _ONE = np.float32(1)
+_at = np.uint64   # an index known to be >= 0, as Numba's unsigned index (see patches_as_taps)
 
 
 def _runtime():
@@ -286,9 +287,15 @@ def patches_as_taps(x, colt, b0, b1, geometry):
     """The same patches transposed, for few channels: one row per tap (i, j, ch) holding its
     value for every output cell, long runs instead of runs of KW*C values. For each tap, the
     output columns q whose input column q*sw + j*dw - left is inside the image form one range
-    [q_lo, q_hi), worked out once, so the copy loop has no bounds test."""
+    [q_lo, q_hi), worked out once, so the copy loop has no bounds test.
+
+    The indices in the loops over q are unsigned (``_at``): Numba then skips its test for
+    negative indices, which kept these loops from vectorizing (5x slower for the book's
+    conv1, measured). They are never negative: every cell read lies inside the image."""
     kh, kw, sh, sw, dh, dw, top, left, oh, ow = geometry
     h, w, c = x.shape[1], x.shape[2], x.shape[3]
+    rows_of_x = x.reshape((x.shape[0], h, w * c))   # an input row's W*C values, in one run
+    step = sw * c                                    # from output column q's value to q+1's
     for kk in range(kh * kw * c):
         i = kk // (kw * c)
         j = (kk // c) % kw
@@ -296,20 +303,22 @@ def patches_as_taps(x, colt, b0, b1, geometry):
         j0 = j * dw - left                        # tap (i, j)'s column offset
         q_lo = min(ow, (sw - 1 - j0) // sw) if j0 < 0 else 0   # first q with q*sw + j0 >= 0
         q_hi = max(q_lo, min(ow, (w - 1 - j0) // sw + 1))      # past the last q inside
+        first = j0 * c + ch                       # output column q reads first + q*step of its row
         for b in range(b0, b1):
             for r in range(oh):
                 hh = r * sh + i * dh - top
-                base = ((b - b0) * oh + r) * ow
-                if hh < 0 or hh >= h:
-                    for q in range(ow):
-                        colt[kk, base + q] = _ZERO
-                    continue
-                for q in range(q_lo):
-                    colt[kk, base + q] = _ZERO
-                for q in range(q_lo, q_hi):
-                    colt[kk, base + q] = x[b, hh, q * sw + j0, ch]
-                for q in range(q_hi, ow):
-                    colt[kk, base + q] = _ZERO
+                base = ((b - b0) * oh + r) * ow   # output row r's cells in colt's row kk
+                lo, hi = (q_lo, q_hi) if 0 <= hh < h else (ow, ow)   # an input row outside: all 0
+                for q in range(lo):
+                    colt[kk, _at(base + q)] = _ZERO
+                if step == 1:                     # C = 1, stride 1: a plain copy
+                    for q in range(lo, hi):
+                        colt[kk, _at(base + q)] = rows_of_x[b, hh, _at(first + q)]
+                else:
+                    for q in range(lo, hi):
+                        colt[kk, _at(base + q)] = rows_of_x[b, hh, _at(first + q * step)]
+                for q in range(hi, ow):
+                    colt[kk, _at(base + q)] = _ZERO
 
 
 def max_pool_images(y_c, b0, b1, oh, ow, pool, pooled):
