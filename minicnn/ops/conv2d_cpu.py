@@ -64,11 +64,10 @@ def rows_first(g):
 
 def chunk_images(g, forward=False):
     """Images per chunk, from the shapes alone (see the module docstring): their patch rows
-    within CHUNK_BYTES, and forward their output rows too (added to, clipped and pooled
-    while in cache: conv1's are 3.6 times its patches); at least MIN_CHUNKS chunks, and
-    backward at most MAX_CHUNKS (one partial sum of dW each)."""
-    cols = g.kh * g.kw * g.c + (g.f if forward else 0)
-    per_image = max(1, g.oh * g.ow * cols * 4)
+    and their rows of y (forward: added to, clipped and pooled in cache) or of dZ (backward)
+    within CHUNK_BYTES (conv1's output rows are 3.6 times its patch rows); at least
+    MIN_CHUNKS chunks, and backward at most MAX_CHUNKS (one partial sum of dW each)."""
+    per_image = max(1, g.oh * g.ow * (g.kh * g.kw * g.c + g.f) * 4)
     per = max(1, min(CHUNK_BYTES // per_image, -(-g.n // MIN_CHUNKS)))
     return per if forward else max(per, -(-g.n // MAX_CHUNKS))
 
