@@ -11,10 +11,11 @@ conv2d's chunked CPU kernel, right after the chunk's GEMM wrote it, and
 backward's ReLU mask and bias sum to each chunk of da just before the GEMMs
 read it (minicnn/ops/conv2d_cpu.py). z and dz are never written to memory and
 read back, which at inference (batch 1000) is 170 MB of traffic saved on the
-first layer alone. At inference a max pooling that follows (``pool=``, the
-model's predict passes it for Conv2D + MaxPooling2D) runs on the same cached
-rows, and only its output is written: 4x less than the activation. Every bit
-is the two ops' (db's summation order aside: it adds chunk by chunk, in chunk
+first layer alone. A max pooling that follows (``pool=``: a model passes it for
+Conv2D + MaxPooling2D, in training and at inference) runs on the same cached
+rows, and only its output (and, training, its argmax) is written: 4x less than
+the activation; backward unpools the pooled gradient into each chunk's dz. Every
+bit is the ops' (db's summation order aside: it adds chunk by chunk, in chunk
 order, still the same bits on any thread count).
 
 Every version, in this order:
@@ -31,8 +32,9 @@ Example::
 
     >>> a, ctx = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), training=True)
     >>> dx, dw, db = conv2d_bias_act.backward(da, ctx, w, "relu", has_bias=True)
-    >>> p, _ = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0),
-    ...                                pool=((2, 2), (2, 2), (0, 0, 0, 0)))   # + MaxPooling2D
+    >>> p, ctx = conv2d_bias_act.forward(x, w, b, "relu", (1, 1), (0, 0, 0, 0), training=True,
+    ...                                  pool=((2, 2), (2, 2), (0, 0, 0, 0)))   # + MaxPooling2D
+    >>> dx, dw, db = conv2d_bias_act.backward(dp, ctx, w, "relu", has_bias=True)   # dp: pooled
 """
 from typing import NamedTuple
 
