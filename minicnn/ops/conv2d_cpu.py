@@ -39,7 +39,7 @@ from .common import gemm_nn, gemm_tn, prange, thread_id
 from .pooling import max_argmax_tiles_row, max_tiles_row, max_unpool_row
 
 MIN_RUN_FOR_ROW_PATCHES = 16   # KW*C below this: the patch matrix as columns (C = 1, 3)
-CHUNK_BYTES = 512 << 10        # a chunk's patch rows: well inside a core's L2 cache
+CHUNK_BYTES = 512 << 10        # a chunk's patch and output rows: well inside a core's L2
 MIN_CHUNKS = 8                 # a batch splits into at least this many (the cores share them)
 MAX_CHUNKS = 64                # and at most this many (dW keeps one partial sum per chunk)
 _ZERO = np.float32(0)
@@ -109,7 +109,7 @@ def forward(x, w, g, training, b=None, relu=False, pool=None):
     with cpu.one_blas_thread:   # each core's sgemm on that core alone
         cpu.compile(forward_kernel)(x, w.reshape(k, g.f), bias, b is not None, relu, _geometry(g), per,
                                     rows_first(g), patches, y2, (ph, pw), y_buffers, pooled, arg)
-    return y, (arg if arg.shape[0] else None)
+    return y, (arg if pool is not None and training else None)
 
 
 def backward(da, ctx, w, need_dx, a=None, has_bias=False, pool=None):
